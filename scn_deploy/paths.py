@@ -1,0 +1,29 @@
+"""Where data lives: `SCN_DATA` overrides the default `../shared/data` beside the checkout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path | None:
+    """The benchmark/training data root, or None when there is none.
+
+    Order: the `SCN_DATA` environment variable, then `../shared/data` next to the project
+    checkout (the layout this project is developed in), then `./shared/data` relative to the
+    current directory's parent.
+    """
+    env = os.environ.get("SCN_DATA")
+    if env:
+        return Path(env).expanduser()
+    for candidate in (_PACKAGE_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def models_dir() -> Path:
+    """The shipped model zoo folder (`models/` at the project root)."""
+    return Path(os.environ.get("SCN_MODELS", _PACKAGE_ROOT / "models"))
