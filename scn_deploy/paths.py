@@ -18,7 +18,10 @@ def data_root() -> Path | None:
     env = os.environ.get("SCN_DATA")
     if env:
         return Path(env).expanduser()
-    for candidate in (_PACKAGE_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+    for candidate in (
+        _PACKAGE_ROOT.parent / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+    ):
         if candidate.is_dir():
             return candidate
     return None

@@ -1,0 +1,1 @@
+"""Turning model files into deployment artifacts (ONNX; TensorRT and int8 build on it)."""
