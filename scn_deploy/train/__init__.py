@@ -1,0 +1,6 @@
+"""Training: configuration, in-memory data with per-step batches, and the loop."""
+
+from scn_deploy.train.config import TrainConfig
+from scn_deploy.train.loop import Trainer, TrainResult
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer"]

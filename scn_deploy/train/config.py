@@ -1,0 +1,132 @@
+"""Training configuration: one dataclass, loadable from TOML, stored in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scn_deploy.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """Everything `scn train` needs. Defaults follow the paper's recipe (Sec. 4.1).
+
+    The learning rate is halved every `lr_halve_every` steps from `lr_halve_start` on; by
+    default these are 62.5% and 7.5% of `steps`, the paper's "halves every 3 epochs after the
+    25th" of 40 epochs, expressed in steps.
+    """
+
+    task: str = "sr"
+    out: str = "runs/train"
+    data: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+    val_count: int = 5
+    val_crop: int = 192
+    val_every: int = 500
+    scale: int = 2
+    sigma: float | None = None
+    sigma_range: tuple[float, float] | None = None
+    quality: int | None = None
+    quality_range: tuple[int, int] | None = None
+    gray: bool = False
+    preset: str = "small"
+    arch: dict[str, Any] = field(default_factory=dict)
+    num_scales: int = 3
+    scale_ratio: float = 0.5
+    init: str | None = None
+    steps: int = 2000
+    batch: int = 16
+    patch: int = 48
+    lr: float = 1e-3
+    lr_halve_start: int | None = None
+    lr_halve_every: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("sigma_range", "quality_range"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+        self.validate()
+
+    @property
+    def level_range(self) -> tuple[float, float] | None:
+        rng = self.sigma_range if self.task == "denoise" else self.quality_range
+        return None if rng is None else (float(rng[0]), float(rng[1]))
+
+    @property
+    def halve_start(self) -> int:
+        return self.lr_halve_start if self.lr_halve_start is not None else int(0.625 * self.steps)
+
+    @property
+    def halve_every(self) -> int:
+        every = self.lr_halve_every if self.lr_halve_every is not None else int(0.075 * self.steps)
+        return max(1, every)
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the base learning rate at a (0-based) step."""
+        if step < self.halve_start:
+            return 1.0
+        return 0.5 ** ((step - self.halve_start) // self.halve_every + 1)
+
+    def validate(self) -> None:
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(f"invalid training config: {msg}")
+
+        if self.task not in ("sr", "denoise", "deblock"):
+            raise bad(f"task must be sr, denoise or deblock, got {self.task!r}")
+        if self.task == "sr" and self.scale not in (2, 3, 4):
+            raise bad(f"--scale must be 2, 3 or 4, got {self.scale}")
+        if self.task == "denoise" and (self.sigma is None) == (self.sigma_range is None):
+            raise bad("denoise needs exactly one of --sigma or --sigma-range")
+        if self.task == "deblock" and (self.quality is None) == (self.quality_range is None):
+            raise bad("deblock needs exactly one of --quality or --quality-range")
+        if self.sigma_range and not 0 <= self.sigma_range[0] < self.sigma_range[1] <= 255:
+            raise bad(f"sigma range must satisfy 0 <= A < B <= 255, got {self.sigma_range}")
+        if self.quality_range and not 1 <= self.quality_range[0] < self.quality_range[1] <= 100:
+            raise bad(f"quality range must satisfy 1 <= A < B <= 100, got {self.quality_range}")
+        if self.steps < 1 or self.batch < 1 or self.patch < 8:
+            raise bad("steps and batch must be >= 1 and patch >= 8")
+        if self.task == "deblock" and self.patch % 8:
+            raise bad("deblock patches must be a multiple of 8 (the JPEG block size)")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise bad(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision == "fp16" and not self.device.startswith("cuda"):
+            raise bad("fp16 training needs --device cuda (use fp32 or bf16 on CPU)")
+        if self.lr <= 0:
+            raise bad("lr must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for name in ("sigma_range", "quality_range"):
+            if data[name] is not None:
+                data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read training config {path}: {exc}") from exc
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data)

@@ -1,0 +1,201 @@
+"""Training data: decoded images in memory, and batches that are a pure function of the step.
+
+Batch t is drawn with `np.random.default_rng([seed, t])`, so a resumed run sees exactly the
+batches an uninterrupted one would, whatever the number of loader workers.
+
+Degradations are made per sample: Gaussian noise is fresh for every sample (its own sigma when
+a range is given), JPEG is encoded per patch at the chosen or a random quality. The bicubic LR
+of each training image is computed once from the whole image (MATLAB imresize, as in the
+benchmarks) and patches are cut at aligned positions: bicubic is deterministic, so this equals
+degrading online but avoids border effects of resizing small patches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from scn_deploy.degrade import bicubic_degrade, jpeg_compress
+from scn_deploy.errors import DataError, ImageReadError
+from scn_deploy.imageio import list_images, read_image
+
+log = logging.getLogger(__name__)
+
+
+def to_channels(img: np.ndarray, gray: bool) -> np.ndarray:
+    """uint8 image as HxWx1 (gray) or HxWx3 (RGB); 16-bit is reduced to 8-bit, alpha dropped."""
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    if gray:
+        if img.ndim == 3:
+            img = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+        return img[..., None]
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return img
+
+
+@dataclass
+class ImageBank:
+    """Decoded training images (uint8 HxWxC) and, for SR, their bicubic LR counterparts."""
+
+    hr: list[np.ndarray]
+    lr: list[np.ndarray] | None
+    names: list[str]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.hr) + sum(a.nbytes for a in self.lr or [])
+
+
+def collect_files(folders: list[str]) -> list[Path]:
+    if not folders:
+        raise DataError("no training data: give at least one --data DIR")
+    files: list[Path] = []
+    for folder in folders:
+        files.extend(list_images(folder, recursive=True))
+    return files
+
+
+def load_bank(files: list[Path], *, gray: bool, min_size: int, scale: int = 1) -> ImageBank:
+    """Decode `files` once; unreadable or too-small images are skipped with a warning."""
+    hr, lr, names, skipped = [], [], [], []
+    for path in files:
+        try:
+            img = to_channels(read_image(path), gray)
+        except ImageReadError as exc:
+            skipped.append((str(path), f"unreadable: {exc}"))
+            continue
+        h, w = img.shape[:2]
+        if min(h, w) < min_size:
+            skipped.append((str(path), f"{w}x{h} is smaller than the {min_size}px patch"))
+            continue
+        if scale > 1:
+            img = img[: h - h % scale, : w - w % scale]
+            lr.append(np.ascontiguousarray(bicubic_degrade(img, scale)))
+        hr.append(np.ascontiguousarray(img))
+        names.append(str(path))
+    for path, why in skipped:
+        log.warning("skipping %s: %s", path, why)
+    if not hr:
+        detail = "; ".join(f"{p}: {w}" for p, w in skipped[:5])
+        raise DataError(f"no usable training images ({len(skipped)} skipped: {detail})")
+    return ImageBank(hr, lr if scale > 1 else None, names, skipped)
+
+
+def dihedral(img: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/90-degree rotations of an HxWxC array (k in 0..7)."""
+    if k & 4:
+        img = img[:, ::-1]
+    return np.rot90(img, k & 3)
+
+
+@dataclass
+class Batch:
+    """A training batch in NCHW float32 [0, 1]; `cond` is the conditioning map or None."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    cond: np.ndarray | None
+
+
+class BatchMaker:
+    """Makes batch t from (seed, t) alone: random image, crop, dihedral transform, degradation."""
+
+    def __init__(
+        self,
+        bank: ImageBank,
+        *,
+        task: str,
+        scale: int,
+        patch: int,
+        batch: int,
+        seed: int,
+        sigma: float | None = None,
+        sigma_range: tuple[float, float] | None = None,
+        quality: int | None = None,
+        quality_range: tuple[int, int] | None = None,
+        condition=None,
+    ) -> None:
+        self.bank = bank
+        self.task = task
+        self.scale = scale
+        self.patch = patch
+        self.batch = batch
+        self.seed = seed
+        self.sigma, self.sigma_range = sigma, sigma_range
+        self.quality, self.quality_range = quality, quality_range
+        self.condition = condition  # level -> map value, for conditioned models
+
+    def _level(self, rng: np.random.Generator) -> float:
+        if self.task == "denoise":
+            if self.sigma_range is not None:
+                return float(rng.uniform(*self.sigma_range))
+            assert self.sigma is not None
+            return float(self.sigma)
+        if self.quality_range is not None:
+            return float(rng.integers(self.quality_range[0], self.quality_range[1] + 1))
+        assert self.quality is not None
+        return float(self.quality)
+
+    def __call__(self, step: int) -> Batch:
+        rng = np.random.default_rng([self.seed, step])
+        p, s = self.patch, self.scale
+        n = len(self.bank.hr)
+        c = self.bank.hr[0].shape[2]
+        out_p = p * s
+        inputs = np.empty((self.batch, c, p, p), np.float32)
+        targets = np.empty((self.batch, c, out_p, out_p), np.float32)
+        cond = None
+        if self.condition is not None:
+            cond = np.empty((self.batch, 1, p, p), np.float32)
+        for b in range(self.batch):
+            i = int(rng.integers(n))
+            k = int(rng.integers(8))
+            if self.task == "sr":
+                assert self.bank.lr is not None
+                lr_img = self.bank.lr[i]
+                y = int(rng.integers(lr_img.shape[0] - p + 1))
+                x = int(rng.integers(lr_img.shape[1] - p + 1))
+                lr_patch = dihedral(lr_img[y : y + p, x : x + p], k)
+                hr_patch = dihedral(self.bank.hr[i][y * s : (y + p) * s, x * s : (x + p) * s], k)
+                inputs[b] = lr_patch.transpose(2, 0, 1) / np.float32(255)
+                targets[b] = hr_patch.transpose(2, 0, 1) / np.float32(255)
+                continue
+            img = self.bank.hr[i]
+            y = int(rng.integers(img.shape[0] - p + 1))
+            x = int(rng.integers(img.shape[1] - p + 1))
+            clean = np.ascontiguousarray(dihedral(img[y : y + p, x : x + p], k))
+            level = self._level(rng)
+            targets[b] = clean.transpose(2, 0, 1) / np.float32(255)
+            if self.task == "denoise":
+                noise = rng.standard_normal(targets[b].shape, dtype=np.float32)
+                inputs[b] = targets[b] + noise * np.float32(level / 255.0)
+            else:
+                coded = jpeg_compress(clean[..., 0] if c == 1 else clean, int(level))
+                coded = coded[..., None] if coded.ndim == 2 else coded
+                inputs[b] = coded.transpose(2, 0, 1) / np.float32(255)
+            if cond is not None:
+                cond[b] = self.condition(level)
+        return Batch(inputs, targets, cond)
+
+
+class StepDataset:
+    """Map-style dataset whose item t is batch t (for torch DataLoader workers)."""
+
+    def __init__(self, maker: BatchMaker, start: int, stop: int) -> None:
+        self.maker, self.start, self.stop = maker, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        batch = self.maker(self.start + index)
+        return batch.inputs, batch.targets, batch.cond

@@ -1,0 +1,415 @@
+"""The training loop: L1 + Adam + step-wise halving, validation, atomic resumable checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scn_deploy.arch.config import ModelSpec
+from scn_deploy.arch.presets import preset_config
+from scn_deploy.arch.scn import SCN, build_network, count_parameters
+from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, jpeg_compress
+from scn_deploy.errors import ConfigError, DataError, ModelFileError
+from scn_deploy.metrics import psnr
+from scn_deploy.modelfile import load_state, save_model
+from scn_deploy.train.config import TrainConfig
+from scn_deploy.train.data import BatchMaker, ImageBank, collect_files, load_bank
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+LAST_MODEL = "last.safetensors"
+BEST_MODEL = "best.safetensors"
+LOG_FILE = "log.csv"
+
+
+@dataclass
+class ValSample:
+    inputs: torch.Tensor  # 1xCxhxw float
+    cond: torch.Tensor | None
+    target: np.ndarray  # HxWxC uint8
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    start_psnr: float | None
+    best_psnr: float | None
+    last_psnr: float | None
+    seconds: float
+    steps_per_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
+    from scn_deploy import __version__
+
+    arch = preset_config(
+        cfg.preset,
+        task=cfg.task,
+        scale=cfg.scale,
+        channels=channels,
+        num_scales=cfg.num_scales,
+        scale_ratio=cfg.scale_ratio,
+        conditioned=cfg.level_range is not None,
+        **cfg.arch,
+    )
+    return ModelSpec(
+        task=cfg.task,
+        arch=arch,
+        preset=cfg.preset,
+        sigma=cfg.sigma if cfg.task == "denoise" else None,
+        quality=cfg.quality if cfg.task == "deblock" else None,
+        level_range=cfg.level_range,
+        version=__version__,
+    )
+
+
+def init_from(model: SCN, path: str) -> list[str]:
+    """Copy every same-named, same-shaped tensor from a model file (e.g. x3 from an x2 body)."""
+    state, _ = load_state(path)
+    own = model.state_dict()
+    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise ModelFileError(f"{path}: no weights match this architecture")
+    model.load_state_dict(taken, strict=False)
+    return sorted(set(own) - set(taken))
+
+
+def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
+    if cfg.val:
+        return files, collect_files(cfg.val)
+    if cfg.val_count <= 0:
+        return files, []
+    if len(files) <= cfg.val_count:
+        raise DataError(f"need more than {cfg.val_count} images to hold some out for validation")
+    order = np.random.default_rng(cfg.seed).permutation(len(files))
+    held = set(order[: cfg.val_count].tolist())
+    train = [f for i, f in enumerate(files) if i not in held]
+    val = [f for i, f in enumerate(files) if i in held]
+    return train, val
+
+
+def val_level(cfg: TrainConfig) -> float | None:
+    if cfg.task == "denoise":
+        if cfg.sigma is not None:
+            return cfg.sigma
+        lo, hi = cfg.sigma_range or (0, 0)
+        return 25.0 if lo <= 25 <= hi else (lo + hi) / 2
+    if cfg.task == "deblock":
+        if cfg.quality is not None:
+            return cfg.quality
+        lo, hi = cfg.quality_range or (0, 0)
+        return 20.0 if lo <= 20 <= hi else round((lo + hi) / 2)
+    return None
+
+
+def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[ValSample]:
+    """Held-out images, centre-cropped to `val_crop`, degraded once with a fixed seed."""
+    if not files:
+        return []
+    bank = load_bank(files, gray=cfg.gray, min_size=16, scale=1)
+    level = val_level(cfg)
+    samples = []
+    for i, img in enumerate(bank.hr):
+        s = cfg.scale if cfg.task == "sr" else 1
+        crop = min(cfg.val_crop, *img.shape[:2]) // (8 * s) * (8 * s)
+        y0, x0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
+        target = np.ascontiguousarray(img[y0 : y0 + crop, x0 : x0 + crop])
+        if cfg.task == "sr":
+            degraded = bicubic_degrade(target, s).astype(np.float32) / 255
+        elif cfg.task == "denoise":
+            degraded = add_gaussian_noise(target / 255.0, float(level), i).astype(np.float32)
+        else:
+            coded = jpeg_compress(target[..., 0] if target.shape[2] == 1 else target, int(level))
+            degraded = (coded.reshape(target.shape) / 255.0).astype(np.float32)
+        inputs = torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1)))[None]
+        cond = None
+        if spec.conditioned:
+            cond = torch.full((1, 1, *inputs.shape[2:]), spec.condition_value(float(level)))
+        samples.append(ValSample(inputs, cond, target))
+    return samples
+
+
+def validate(model: SCN, samples: list[ValSample], spec: ModelSpec, device: str) -> float | None:
+    if not samples:
+        return None
+    model.eval()
+    crop = spec.scale if spec.task == "sr" else 0
+    scores = []
+    with torch.no_grad():
+        for s in samples:
+            cond = s.cond.to(device) if s.cond is not None else None
+            out = model(s.inputs.to(device), cond).clamp(0, 1)
+            restored = (out[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+            scores.append(psnr(restored, s.target, crop_border=crop, y_channel=True))
+    model.train()
+    return float(np.mean(scores))
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _autocast(cfg: TrainConfig):
+    if cfg.precision == "fp32":
+        return torch.autocast(device_type="cpu", enabled=False)
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    return torch.autocast(device_type=device_type, dtype=dtype)
+
+
+class Trainer:
+    """Owns the model, optimiser, schedule and run folder of one training run."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.device = cfg.device
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("--device cuda requested but no CUDA device is available")
+        state_path = self.out / STATE_FILE
+        if resume and not state_path.exists():
+            raise ConfigError(f"--resume: no checkpoint at {state_path}")
+        if not resume and state_path.exists():
+            raise ConfigError(f"{self.out} already holds a run; pass --resume or another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+
+        files = collect_files(cfg.data)
+        train_files, val_files = _split_val(files, cfg)
+        scale = cfg.scale if cfg.task == "sr" else 1
+        self.bank: ImageBank = load_bank(
+            train_files, gray=cfg.gray, min_size=cfg.patch * scale, scale=scale
+        )
+        channels = self.bank.hr[0].shape[2]
+        self.spec = build_spec(cfg, channels)
+        self.val_set = make_val_set(val_files, cfg, self.spec)
+        self.maker = BatchMaker(
+            self.bank,
+            task=cfg.task,
+            scale=scale,
+            patch=cfg.patch,
+            batch=cfg.batch,
+            seed=cfg.seed,
+            sigma=cfg.sigma,
+            sigma_range=cfg.sigma_range,
+            quality=cfg.quality,
+            quality_range=cfg.quality_range,
+            condition=self.spec.condition_value if self.spec.conditioned else None,
+        )
+        torch.manual_seed(cfg.seed)
+        self.model = build_network(self.spec.arch).to(self.device)
+        if cfg.init and not resume:
+            fresh = init_from(self.model, cfg.init)
+            log.info("initialised from %s; fresh tensors: %s", cfg.init, fresh)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cfg.lr_factor)
+        self.step = 0
+        self.best_psnr: float | None = None
+        self.start_psnr: float | None = None
+        self.train_seconds = 0.0
+        if resume:
+            self._load_state(state_path)
+        self.forward: Callable[..., torch.Tensor] = self.model
+        if cfg.compile:
+            self.forward = torch.compile(self.model)
+
+    # -- checkpoints ------------------------------------------------------------------
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        saved = TrainConfig.from_dict(state["config"])
+        for key in (
+            "task",
+            "scale",
+            "preset",
+            "num_scales",
+            "scale_ratio",
+            "gray",
+            "batch",
+            "patch",
+            "seed",
+        ):
+            if getattr(saved, key) != getattr(self.cfg, key):
+                raise ConfigError(
+                    f"--resume: {key} differs from the interrupted run "
+                    f"({getattr(saved, key)!r} vs {getattr(self.cfg, key)!r})"
+                )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        self.best_psnr = state.get("best_psnr")
+        self.start_psnr = state.get("start_psnr")
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    def training_summary(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "steps": self.step,
+            "batch": cfg.batch,
+            "patch": cfg.patch,
+            "lr": cfg.lr,
+            "data": cfg.data,
+            "train_images": len(self.bank.hr),
+            "val_images": len(self.val_set),
+            "val_psnr_y": self.best_psnr,
+            "device": cfg.device if cfg.device != "cpu" else f"cpu ({os.cpu_count()} cores)",
+            "host": platform.node(),
+            "precision": cfg.precision,
+            "seconds": round(self.train_seconds, 1),
+            "init": cfg.init,
+            "sigma_range": list(cfg.sigma_range) if cfg.sigma_range else None,
+            "quality_range": list(cfg.quality_range) if cfg.quality_range else None,
+        }
+
+    def save(self, *, best: bool = False) -> None:
+        self.spec.training = self.training_summary()
+        model = self.model.to(memory_format=torch.contiguous_format)
+        save_model(self.out / LAST_MODEL, model, self.spec)
+        if best:
+            save_model(self.out / BEST_MODEL, model, self.spec)
+        _atomic_torch_save(
+            {
+                "config": self.cfg.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "step": self.step,
+                "best_psnr": self.best_psnr,
+                "start_psnr": self.start_psnr,
+                "train_seconds": self.train_seconds,
+            },
+            self.out / STATE_FILE,
+        )
+        if self.cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    # -- the loop ------------------------------------------------------------------------
+    def _to_device(self, array: np.ndarray | None) -> torch.Tensor | None:
+        if array is None:
+            return None
+        t = torch.from_numpy(array)
+        if self.device.startswith("cuda"):
+            t = t.pin_memory().to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            t = t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def train_step(self, step: int) -> float:
+        batch = self.maker(step)
+        x = self._to_device(batch.inputs)
+        y = self._to_device(batch.targets)
+        cond = self._to_device(batch.cond)
+        with _autocast(self.cfg):
+            pred = self.forward(x, cond)
+        loss = F.l1_loss(pred.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach())
+
+    def run(self, progress: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+        cfg = self.cfg
+        log_path = self.out / LOG_FILE
+        new_log = not log_path.exists()
+        history: list[dict[str, float]] = []
+        if self.step == 0 and self.start_psnr is None:
+            self.start_psnr = validate(self.model, self.val_set, self.spec, self.device)
+            self.best_psnr = self.start_psnr
+        last_psnr = self.best_psnr
+        self.model.train()
+        t_run = time.perf_counter()
+        steps_run = 0
+        loss_sum, loss_n = 0.0, 0
+        with log_path.open("a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new_log:
+                writer.writerow(["step", "loss", "lr", "val_psnr_y", "steps_per_s", "seconds"])
+                writer.writerow([0, "", cfg.lr, self.start_psnr or "", "", 0])
+            try:
+                while self.step < cfg.steps:
+                    t0 = time.perf_counter()
+                    loss = self.train_step(self.step)
+                    self.step += 1
+                    steps_run += 1
+                    self.train_seconds += time.perf_counter() - t0
+                    loss_sum += loss
+                    loss_n += 1
+                    val = None
+                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                        val = validate(self.model, self.val_set, self.spec, self.device)
+                        last_psnr = val
+                    rate = steps_run / max(time.perf_counter() - t_run, 1e-9)
+                    record = {
+                        "step": self.step,
+                        "loss": loss,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "steps_per_s": rate,
+                        "val_psnr_y": val if val is not None else float("nan"),
+                    }
+                    if progress:
+                        progress(record)
+                    if self.step % cfg.log_every == 0 or val is not None:
+                        writer.writerow(
+                            [
+                                self.step,
+                                f"{loss_sum / loss_n:.6f}",
+                                record["lr"],
+                                "" if val is None else f"{val:.4f}",
+                                f"{rate:.4f}",
+                                f"{self.train_seconds:.1f}",
+                            ]
+                        )
+                        fh.flush()
+                        history.append({**record, "loss": loss_sum / loss_n})
+                        loss_sum, loss_n = 0.0, 0
+                    improved = val is not None and (self.best_psnr is None or val > self.best_psnr)
+                    if improved:
+                        self.best_psnr = val
+                    if improved or self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                        self.save(best=improved)
+            except KeyboardInterrupt:
+                self.save()
+                raise
+        if not (self.out / BEST_MODEL).exists():
+            self.save(best=True)
+        elapsed = time.perf_counter() - t_run
+        (self.out / "summary.json").write_text(json.dumps(self.training_summary(), indent=2))
+        return TrainResult(
+            out=self.out,
+            steps=self.step,
+            start_psnr=self.start_psnr,
+            best_psnr=self.best_psnr,
+            last_psnr=last_psnr,
+            seconds=self.train_seconds,
+            steps_per_s=steps_run / max(elapsed, 1e-9),
+            history=history,
+        )
+
+
+def describe_model(trainer: Trainer) -> str:
+    return f"{trainer.spec.describe()}, {count_parameters(trainer.model):,} parameters"

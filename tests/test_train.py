@@ -1,0 +1,171 @@
+"""Training: learning on generated images, exact resume, blind denoising, bad data folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scn_deploy.errors import ConfigError, DataError  # noqa: E402
+from scn_deploy.imageio import write_image  # noqa: E402
+from scn_deploy.modelfile import load_model  # noqa: E402
+from scn_deploy.train import TrainConfig, Trainer  # noqa: E402
+from scn_deploy.train.data import BatchMaker  # noqa: E402
+
+
+def _smooth_images(folder: Path, count: int, size: int = 64, gray: bool = False) -> Path:
+    """Smooth random images (sums of low-frequency waves): learnable for a tiny network."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for i in range(count):
+        chans = []
+        for _ in range(1 if gray else 3):
+            f = rng.uniform(1, 4, size=2)
+            ph = rng.uniform(0, 6, size=2)
+            chans.append(
+                0.5
+                + 0.25 * np.sin(2 * np.pi * f[0] * yy + ph[0])
+                + 0.2 * np.cos(2 * np.pi * f[1] * xx + ph[1])
+            )
+        img = np.clip(np.stack(chans, -1) * 255, 0, 255).astype(np.uint8)
+        write_image(folder / f"img{i:02d}.png", img[..., 0] if gray else img)
+    return folder
+
+
+def _cfg(tmp_path: Path, data: Path, **kw) -> TrainConfig:
+    base = dict(
+        task="sr",
+        scale=2,
+        data=[str(data)],
+        preset="tiny",
+        num_scales=2,
+        steps=40,
+        batch=4,
+        patch=16,
+        val_count=2,
+        val_every=20,
+        val_crop=48,
+        out=str(tmp_path / "run"),
+        log_every=5,
+        ckpt_every=10,
+        lr=2e-3,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    return _smooth_images(tmp_path_factory.mktemp("data") / "imgs", 8)
+
+
+def test_training_lowers_loss_and_beats_start_psnr(tmp_path: Path, images: Path) -> None:
+    result = Trainer(_cfg(tmp_path, images, steps=60)).run()
+    first, last = result.history[0]["loss"], result.history[-1]["loss"]
+    assert last < 0.6 * first
+    assert result.best_psnr is not None and result.start_psnr is not None
+    assert result.best_psnr > result.start_psnr + 3
+    _model, spec = load_model(tmp_path / "run" / "best.safetensors")
+    assert spec.training["steps"] > 0 and spec.training["train_images"] == 6
+    assert (tmp_path / "run" / "log.csv").read_text().count("\n") >= 10
+
+
+def test_resume_reaches_the_same_weights(tmp_path: Path, images: Path) -> None:
+    full = Trainer(_cfg(tmp_path / "a", images, steps=20))
+    full.run()
+    part = Trainer(_cfg(tmp_path / "b", images, steps=20))
+
+    def interrupt(record: dict) -> None:  # Ctrl-C after step 10
+        if record["step"] == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        part.run(interrupt)
+    resumed = Trainer(_cfg(tmp_path / "b", images, steps=20), resume=True)
+    assert resumed.step == 10
+    resumed.run()
+    for (k, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path, images: Path) -> None:
+    Trainer(_cfg(tmp_path, images, steps=5)).run()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(_cfg(tmp_path, images, steps=5))
+    with pytest.raises(ConfigError, match="patch differs"):
+        Trainer(_cfg(tmp_path, images, steps=10, patch=24), resume=True)
+
+
+def test_blind_denoiser_gets_per_sample_sigma(tmp_path: Path, images: Path) -> None:
+    cfg = _cfg(tmp_path, images, task="denoise", sigma_range=(5.0, 50.0), steps=4, patch=24)
+    trainer = Trainer(cfg)
+    assert trainer.spec.conditioned and trainer.spec.arch.cond_channels == 1
+    batch = trainer.maker(3)
+    levels = batch.cond[:, 0, 0, 0] * 255
+    assert len(np.unique(np.round(levels, 4))) == cfg.batch  # each sample its own sigma
+    assert np.all((levels >= 5) & (levels <= 50))
+    # The noise in each sample matches its own sigma.
+    noise = (batch.inputs - batch.targets).reshape(cfg.batch, -1).std(axis=1) * 255
+    assert np.allclose(noise, levels, rtol=0.25)
+    trainer.run()
+
+
+def test_blind_deblocker_trains(tmp_path: Path, images: Path) -> None:
+    cfg = _cfg(
+        tmp_path, images, task="deblock", quality_range=(10, 40), steps=3, patch=24, gray=True
+    )
+    result = Trainer(cfg).run()
+    assert result.steps == 3
+    _, spec = load_model(tmp_path / "run" / "last.safetensors")
+    assert spec.channels == 1 and spec.level_range == (10.0, 40.0)
+
+
+def test_batches_are_a_function_of_the_step(images: Path) -> None:
+    from scn_deploy.imageio import list_images
+    from scn_deploy.train.data import load_bank
+
+    bank = load_bank(list_images(images), gray=False, min_size=32, scale=2)
+    maker = BatchMaker(bank, task="sr", scale=2, patch=16, batch=3, seed=1)
+    a, b, c = maker(5), maker(5), maker(6)
+    assert np.array_equal(a.inputs, b.inputs) and np.array_equal(a.targets, b.targets)
+    assert not np.array_equal(a.inputs, c.inputs)
+    assert a.targets.shape == (3, 3, 32, 32) and a.inputs.shape == (3, 3, 16, 16)
+
+
+def test_bad_data_folders(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError):
+        Trainer(_cfg(tmp_path, empty))
+    with pytest.raises(DataError):
+        Trainer(_cfg(tmp_path, tmp_path / "missing"))
+    small = _smooth_images(tmp_path / "small", 4, size=20)
+    with pytest.raises(DataError, match="smaller than"):
+        Trainer(_cfg(tmp_path, small, val_count=1))
+
+
+def test_unreadable_and_small_files_are_skipped_with_names(tmp_path: Path) -> None:
+    data = _smooth_images(tmp_path / "mixed", 5)
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
+    write_image(data / "tiny.png", np.zeros((10, 10, 3), np.uint8))
+    trainer = Trainer(_cfg(tmp_path, data, val_count=1, steps=2))
+    skipped = dict(trainer.bank.skipped)
+    assert any("broken.png" in p for p in skipped)
+    assert any("tiny.png" in p for p in skipped)
+    assert len(trainer.bank.hr) == 4 or len(trainer.bank.hr) == 3
+
+
+def test_lr_schedule_halves_like_the_paper() -> None:
+    cfg = TrainConfig(task="sr", steps=4000, data=["x"])
+    # 40 epochs of 100 steps: halve after epoch 25, then every 3 epochs.
+    assert cfg.lr_factor(2499) == 1.0
+    assert cfg.lr_factor(2500) == 0.5
+    assert cfg.lr_factor(2799) == 0.5
+    assert cfg.lr_factor(2800) == 0.25
+    assert cfg.lr_factor(3999) == 0.5**5
