@@ -1,0 +1,61 @@
+"""The `scn` Typer app and what every command shares (consoles, errors, enums).
+
+The command line is a thin layer over the library.
+
+Commands declare options and call one library function each; library code raises
+`ScnError` subclasses and only this module turns them into messages and exit codes
+(1: a failure with the input/model/data, 2: a usage error).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from scn_deploy import __version__
+
+app = typer.Typer(
+    name="scn",
+    help="Scale-wise Convolution (SCN) image restoration: super-resolution, denoising, "
+    "JPEG deblocking, evaluation, training and export.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+class Task(StrEnum):
+    sr = "sr"
+    denoise = "denoise"
+    deblock = "deblock"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"scn-deploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """scn: restore images with scale-wise convolutional networks."""
