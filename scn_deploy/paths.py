@@ -28,5 +28,11 @@ def data_root() -> Path | None:
 
 
 def models_dir() -> Path:
-    """The shipped model zoo folder (`models/` at the project root)."""
-    return Path(os.environ.get("SCN_MODELS", _PACKAGE_ROOT / "models"))
+    """The model zoo folder: $SCN_MODELS, else `models/` of the checkout, else ./models."""
+    env = os.environ.get("SCN_MODELS")
+    if env:
+        return Path(env).expanduser()
+    bundled = _PACKAGE_ROOT / "models"
+    if bundled.is_dir():
+        return bundled
+    return Path.cwd() / "models"

@@ -13,7 +13,8 @@ pytest.importorskip("onnx")
 
 from scn_deploy.arch import preset_spec  # noqa: E402
 from scn_deploy.arch.scn import build_network  # noqa: E402
-from scn_deploy.exporting.onnx_export import export_onnx, read_onnx_metadata  # noqa: E402
+from scn_deploy.exporting.metadata import read_onnx_metadata  # noqa: E402
+from scn_deploy.exporting.onnx_export import export_onnx  # noqa: E402
 
 UNSEEN_SIZES = [(37, 23), (5, 64)]  # export traces at 24x20
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
@@ -94,13 +93,3 @@ def export_onnx(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def read_onnx_metadata(path: str | os.PathLike[str]) -> tuple[ModelSpec, int, dict[str, str]]:
-    """(spec, num_scales, all metadata) of an exported file, read with onnxruntime only."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = dict(sess.get_modelmeta().custom_metadata_map)
-    spec = ModelSpec.from_dict(json.loads(meta["scn_spec"]))
-    return spec, int(meta["scn_num_scales"]), meta

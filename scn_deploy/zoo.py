@@ -1,0 +1,89 @@
+"""The shipped model zoo (`models/`): names, default choices per task, and lookup.
+
+Layout: `models/<name>.safetensors` (self-describing weights) and `models/<name>.md` (the
+model card), optionally `models/<name>.json` (measured benchmark results for `scn models`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scn_deploy.arch.config import ModelSpec
+from scn_deploy.errors import ConfigError
+from scn_deploy.modelfile import read_spec
+from scn_deploy.paths import models_dir
+
+# Explicit list: which zoo name serves which request (no file-name scanning).
+DEFAULT_NAMES: dict[tuple[str, int, bool], str] = {
+    ("sr", 2, False): "sr-x2",
+    ("sr", 3, False): "sr-x3",
+    ("sr", 4, False): "sr-x4",
+    ("denoise", 1, False): "denoise",
+    ("denoise", 1, True): "denoise-gray",
+    ("deblock", 1, False): "deblock",
+    ("deblock", 1, True): "deblock-gray",
+}
+ZOO_NAMES = tuple(dict.fromkeys(DEFAULT_NAMES.values()))
+
+
+@dataclass
+class ZooEntry:
+    name: str
+    path: Path
+    spec: ModelSpec
+    results: dict[str, Any]
+
+
+def zoo_path(name: str) -> Path:
+    return models_dir() / f"{name}.safetensors"
+
+
+def resolve_model(
+    model: str | os.PathLike[str] | None, *, task: str, scale: int = 1, gray: bool = False
+) -> Path:
+    """A model file path from a path, a zoo name, or (None) the zoo default for the task."""
+    if model is not None:
+        path = Path(model)
+        if path.suffix.lower() in (".safetensors", ".onnx") or path.exists():
+            return path
+        candidate = zoo_path(str(model))
+        if candidate.exists():
+            return candidate
+        raise ConfigError(
+            f"no model file or zoo model named {model!r} (zoo: {', '.join(available_names())})"
+        )
+    key = (task, scale if task == "sr" else 1, gray)
+    name = DEFAULT_NAMES.get(key)
+    if name is None and gray:  # fall back to the colour model for gray input
+        name = DEFAULT_NAMES.get((task, key[1], False))
+    if name is None:
+        raise ConfigError(f"the zoo has no model for task={task} scale={scale}")
+    path = zoo_path(name)
+    if not path.exists() and gray:
+        colour = DEFAULT_NAMES.get((task, key[1], False))
+        if colour and zoo_path(colour).exists():
+            return zoo_path(colour)
+    if not path.exists():
+        raise ConfigError(
+            f"zoo model {name!r} is not installed at {path}; pass --model FILE "
+            f"(available: {', '.join(available_names()) or 'none'})"
+        )
+    return path
+
+
+def available_names() -> list[str]:
+    return [name for name in ZOO_NAMES if zoo_path(name).exists()]
+
+
+def list_zoo() -> list[ZooEntry]:
+    entries = []
+    for name in available_names():
+        path = zoo_path(name)
+        results_path = path.with_suffix(".json")
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        entries.append(ZooEntry(name, path, read_spec(path), results))
+    return entries
