@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -186,11 +187,17 @@ def train(
                 rate=record["steps_per_s"],
             )
 
+        def on_term(signum: int, frame: object) -> None:  # a kill saves like Ctrl-C
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, on_term)
         try:
             result = trainer.run(report)
         except KeyboardInterrupt:
             err.print(f"interrupted at step {trainer.step}; resume with --resume --out {out}")
             raise typer.Exit(130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     start = f"{result.start_psnr:.2f}" if result.start_psnr is not None else "-"
     best = f"{result.best_psnr:.2f}" if result.best_psnr is not None else "-"
     err.print(
