@@ -7,8 +7,11 @@ Prints, to 3 decimals, the baseline numbers every SCN result is compared against
   PSNR/SSIM on the unrounded BT.601 Y channel with ``crop_border = s``.
 * JPEG input quality on LIVE1 / Classic5 at q = 10/20/30/40: colour files are turned into Y
   rounded to uint8 (gray files used as they are), encoded as 1-channel JPEG by OpenCV.
-* AWGN input PSNR on Set12 / BSD68 at sigma = 15/25/50 (seed 0 for each image, the noisy image
+* AWGN input PSNR on Set12 / BSD68 at sigma = 15/25/50 (seed 0 + image index, the noisy image
   neither clipped nor quantised), next to the analytic ``20 log10(255 / sigma)``.
+
+The protocols themselves live in ``scn_deploy.evaluate`` (shared with ``scn eval``); this script
+only runs them and compares with the reference numbers.
 
 Each line is compared with the expected value; the exit status is 1 if any check fails.
 Also times ``imresize`` on a 2040x1356x3 uint8 image (the DIV2K size).
@@ -27,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scn_deploy.degrade import add_gaussian_noise, imresize, jpeg_compress, modcrop
-from scn_deploy.imageio import list_images, read_image
-from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
+from scn_deploy.degrade import imresize
+from scn_deploy.evaluate import DatasetResult, EvalRequest, evaluate_files
+from scn_deploy.imageio import list_images
 from scn_deploy.paths import data_root
 
 SCALES = (2, 3, 4)
@@ -54,45 +57,25 @@ JPEG_PSNR = {
 }
 
 
-def _y_uint8(img: np.ndarray) -> np.ndarray:
-    """Colour -> Y rounded to uint8 (``np.rint``, as KAIR's rgb2ycbcr); gray returned as is."""
-    if img.ndim == 2:
-        return img
-    return np.clip(np.rint(rgb_to_y(img[:, :, :3])), 0, 255).astype(np.uint8)
-
-
-def _rgb_or_gray(img: np.ndarray) -> np.ndarray:
-    return img[:, :, :3] if img.ndim == 3 else img
+def _run(files: list[Path], task: str, **level: float | int | str) -> DatasetResult:
+    """One dataset through ``scn_deploy.evaluate`` (the code behind ``scn eval``)."""
+    request = EvalRequest(data=[files[0].parent], task=task, **level)  # type: ignore[arg-type]
+    request.validate()
+    return evaluate_files(files, request, dataset=files[0].parent.name)
 
 
 def sr_bicubic(files: list[Path], scale: int) -> tuple[float, float]:
-    ps, ss = [], []
-    for f in files:
-        hr = modcrop(_rgb_or_gray(read_image(f)), scale)
-        lr = imresize(hr, 1.0 / scale)
-        sr = imresize(lr, float(scale))
-        ps.append(psnr(sr, hr, crop_border=scale))
-        ss.append(ssim(sr, hr, crop_border=scale))
-    return float(np.mean(ps)), float(np.mean(ss))
+    r = _run(files, "sr", scale=scale, method="bicubic")
+    return r.psnr_y, r.ssim_y
 
 
 def jpeg_input(files: list[Path], quality: int) -> tuple[float, float]:
-    ps, ss = [], []
-    for f in files:
-        y = _y_uint8(read_image(f))
-        dec = jpeg_compress(y, quality)
-        ps.append(psnr(dec, y))
-        ss.append(ssim(dec, y))
-    return float(np.mean(ps)), float(np.mean(ss))
+    r = _run(files, "deblock", quality=quality, method="identity")
+    return r.psnr_y, r.ssim_y
 
 
 def noisy_input(files: list[Path], sigma: float) -> float:
-    ps = []
-    for f in files:
-        clean = _y_uint8(read_image(f)).astype(np.float64) / 255.0
-        noisy = add_gaussian_noise(clean, sigma, rng=0)
-        ps.append(psnr_float(noisy, clean, data_range=1.0))
-    return float(np.mean(ps))
+    return _run(files, "denoise", sigma=sigma, method="identity").psnr_y
 
 
 class Report:
@@ -180,7 +163,7 @@ def main() -> int:
             status = rep.check(f"{name} q{qual} PSNR", p, JPEG_PSNR[name][k], 0.05, ".3f")
             print(f"{name:<9}{qual:>6}{p:9.3f}{JPEG_PSNR[name][k]:11.2f}{status:>10}{q:9.4f}")
 
-    print("\nAWGN input PSNR (seed 0 per image, not clipped, not quantised)")
+    print("\nAWGN input PSNR (seed 0 + image index, not clipped, not quantised)")
     print(f"{'set':<9}{'sigma':>6}{'PSNR':>9}{'analytic':>10}")
     for name in ("Set12", "BSD68"):
         files = list_images(bench / "denoise" / name)

@@ -1,0 +1,209 @@
+"""Turn ``scn eval --json`` files into markdown tables, with published numbers beside ours.
+
+One table per task; one column per level (scale / sigma / quality); for every dataset one row
+per evaluated model or method, and a "published" row where the literature has numbers. Model
+results feed the same tables: evaluate with ``scn eval --model ... --json FILE`` and pass the
+file here; add the paper's numbers for that model to ``PUBLISHED`` to see them beside it.
+
+Usage::
+
+    python benchmarks/tables.py benchmarks/results/*.json [--no-published] [-o FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+LEVEL_KEYS = {"sr": "scale", "denoise": "sigma", "deblock": "quality"}
+TASK_TITLES = {
+    "sr": "Super-resolution (bicubic degradation)",
+    "denoise": "Gaussian denoising",
+    "deblock": "JPEG deblocking",
+}
+#: What each cell shows, per task (None values are left out of the cell).
+CELL_FIELDS = {
+    "sr": ("psnr_y", "ssim_y"),
+    "deblock": ("psnr_y", "ssim_y"),
+    "denoise": ("psnr_y", "ssim_y", "psnr_rgb"),
+}
+FIELD_NAMES = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB"}
+DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "LIVE1", "Classic5", "Set12", "BSD68")
+
+# Published numbers: (task, row label, dataset) -> {level: {field: value}}; a value is a number
+# or a string shown as it is (for approximate figures such as "~24.6").
+# Bicubic: the SR literature's standard table (e.g. EDSR / RCAN / WDSR papers).
+# JPEG input: ARCNN / DnCNN / FBCNN papers (Y channel, q = 10..40).
+# Noisy input: 20 log10(255 / sigma), as quoted in denoising papers (~24.6 / 20.2 / 14.2).
+Published = dict[tuple[str, str, str], dict[float, dict[str, float | str]]]
+PUBLISHED: Published = {
+    ("sr", "bicubic", "Set5"): {
+        2: {"psnr_y": 33.66, "ssim_y": 0.9299},
+        3: {"psnr_y": 30.39, "ssim_y": 0.8682},
+        4: {"psnr_y": 28.42, "ssim_y": 0.8104},
+    },
+    ("sr", "bicubic", "Set14"): {
+        2: {"psnr_y": 30.24, "ssim_y": 0.8688},
+        3: {"psnr_y": 27.55, "ssim_y": 0.7742},
+        4: {"psnr_y": 26.00, "ssim_y": 0.7027},
+    },
+    ("sr", "bicubic", "B100"): {
+        2: {"psnr_y": 29.56, "ssim_y": 0.8431},
+        3: {"psnr_y": 27.21, "ssim_y": 0.7385},
+        4: {"psnr_y": 25.96, "ssim_y": 0.6675},
+    },
+    ("deblock", "identity", "LIVE1"): {
+        10: {"psnr_y": 27.77},
+        20: {"psnr_y": 30.07},
+        30: {"psnr_y": 31.41},
+        40: {"psnr_y": 32.35},
+    },
+    ("deblock", "identity", "Classic5"): {
+        10: {"psnr_y": 27.82},
+        20: {"psnr_y": 30.12},
+        30: {"psnr_y": 31.48},
+        40: {"psnr_y": 32.43},
+    },
+    **{
+        ("denoise", "identity", name): {
+            15: {"psnr_y": "~24.6"},
+            25: {"psnr_y": "~20.2"},
+            50: {"psnr_y": "~14.2"},
+        }
+        for name in ("Set12", "BSD68")
+    },
+}
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read ``scn eval --json`` documents; raises ValueError naming a malformed file."""
+    runs = []
+    for p in paths:
+        try:
+            doc = json.loads(Path(p).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{p}: cannot read an scn eval JSON file ({exc})") from exc
+        task = doc.get("task") if isinstance(doc, dict) else None
+        if task not in LEVEL_KEYS or LEVEL_KEYS[task] not in doc or "results" not in doc:
+            raise ValueError(f"{p}: not an scn eval JSON file")
+        runs.append(doc)
+    return runs
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """Row label of a run: the method, or the model's name with its scales and TTA."""
+    if run.get("model") is None:
+        return str(run["method"])
+    label = Path(str(run["model"])).name
+    for suffix in (".safetensors", ".onnx"):
+        label = label.removesuffix(suffix)
+    if run.get("scales") is not None:
+        label += f", {run['scales']} scales"
+    if run.get("tta"):
+        label += ", x8 TTA"
+    return label
+
+
+def level_header(task: str, level: float) -> str:
+    return {"sr": f"x{level:g}", "denoise": f"sigma {level:g}", "deblock": f"q {level:g}"}[task]
+
+
+def _fmt(field: str, value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.4f}" if field.startswith("ssim") else f"{value:.2f}"
+
+
+def _cell(values: dict[str, Any] | None, fields: tuple[str, ...]) -> str:
+    if not values:
+        return ""
+    shown = [_fmt(f, values[f]) for f in fields if values.get(f) is not None]
+    return " / ".join(shown)
+
+
+def _dataset_key(name: str) -> tuple[int, str]:
+    order = DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER)
+    return (order, name)
+
+
+def markdown_tables(runs: list[dict[str, Any]], published: Published | None = PUBLISHED) -> str:
+    """Markdown tables, one per task present in ``runs``.
+
+    Rows: for every dataset, one row per run label (method or model) in the order first seen,
+    each followed by its "published" row when ``published`` has numbers for it. Columns: the
+    levels of that task, ascending. Cells show ``CELL_FIELDS[task]`` joined by " / ".
+    Raises ValueError when two runs give the same (label, dataset, level).
+    """
+    out: list[str] = []
+    for task in ("sr", "denoise", "deblock"):
+        task_runs = [r for r in runs if r["task"] == task]
+        if not task_runs:
+            continue
+        key = LEVEL_KEYS[task]
+        fields = CELL_FIELDS[task]
+        cells: dict[tuple[str, str], dict[float, dict[str, Any]]] = {}
+        labels: list[str] = []
+        datasets: list[str] = []
+        levels: set[float] = set()
+        for run in task_runs:
+            label, level = run_label(run), float(run[key])
+            levels.add(level)
+            if label not in labels:
+                labels.append(label)
+            for res in run["results"]:
+                name = res["dataset"]
+                if name not in datasets:
+                    datasets.append(name)
+                row = cells.setdefault((label, name), {})
+                if level in row:
+                    raise ValueError(f"two results for {label} on {name} at {key} {level:g}")
+                row[level] = res
+        columns = sorted(levels)
+        what = " / ".join(FIELD_NAMES[f] for f in fields)
+        out.append(f"### {TASK_TITLES[task]} ({what})\n")
+        out.append(
+            "| dataset | method | " + " | ".join(level_header(task, c) for c in columns) + " |"
+        )
+        out.append("|---|---|" + "---:|" * len(columns))
+        for name in sorted(datasets, key=_dataset_key):
+            for label in labels:
+                row = cells.get((label, name))
+                if row is None:
+                    continue
+                values = [_cell(row.get(c), fields) for c in columns]
+                out.append(f"| {name} | {label} | " + " | ".join(values) + " |")
+                pub = (published or {}).get((task, label, name))
+                if pub:
+                    values = [_cell(pub.get(c), fields) or "-" for c in columns]
+                    out.append(f"| {name} | {label} (published) | " + " | ".join(values) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="scn eval --json files")
+    parser.add_argument("--no-published", action="store_true", help="omit the published rows")
+    parser.add_argument("-o", "--out", help="write the markdown here instead of stdout")
+    args = parser.parse_args(argv)
+    try:
+        text = markdown_tables(load_runs(args.files), None if args.no_published else PUBLISHED)
+    except ValueError as exc:
+        print(f"tables: {exc}", file=sys.stderr)
+        return 1
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

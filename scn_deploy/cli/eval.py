@@ -1,0 +1,172 @@
+"""`scn eval`: benchmark a model (or a baseline) with the published protocols."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from scn_deploy.cli.app import Task, app, err, fail, out
+from scn_deploy.errors import ScnError
+
+
+class Method(StrEnum):
+    bicubic = "bicubic"
+    identity = "identity"
+
+
+class EngineName(StrEnum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+    tensorrt = "tensorrt"
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            help="Folder of clean reference images, one dataset (repeatable). A bare "
+            "benchmark name such as Set5 is looked up under the data root.",
+        ),
+    ],
+    task: Annotated[Task, typer.Option(help="What to evaluate: sr, denoise or deblock.")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model file (.safetensors / .onnx) or zoo name. Or use --method."),
+    ] = None,
+    method: Annotated[
+        Method | None,
+        typer.Option(
+            help="Baseline instead of a model: bicubic (sr: MATLAB imresize of the LR) or "
+            "identity (denoise/deblock: score the degraded input)."
+        ),
+    ] = None,
+    scale: Annotated[int | None, typer.Option(help="SR factor (2, 3, 4); for --task sr.")] = None,
+    sigma: Annotated[
+        float | None, typer.Option(help="Gaussian noise sigma in 0-255 units; for --task denoise.")
+    ] = None,
+    quality: Annotated[
+        int | None, typer.Option(help="JPEG quality 1-100; for --task deblock.")
+    ] = None,
+    scales: Annotated[
+        int | None, typer.Option(help="Pyramid scales to run the model with (default: as trained).")
+    ] = None,
+    tta: Annotated[
+        bool, typer.Option("--tta", help="x8 self-ensemble (flips and rotations, averaged).")
+    ] = False,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
+    ] = None,
+    save_images: Annotated[
+        Path | None,
+        typer.Option(help="Write the restored images as PNG to DIR/<dataset>/<name>.png."),
+    ] = None,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of given degraded inputs, matched to the references by file name "
+            "(stem); DIR/<dataset>/ is used when it exists. Replaces the synthetic degradation."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Noise seed for --task denoise (image i uses seed + i).")
+    ] = 0,
+    engine: Annotated[
+        EngineName, typer.Option(help="Inference engine: auto, torch, onnx or tensorrt.")
+    ] = EngineName.auto,
+    device: Annotated[
+        str, typer.Option(help="Device to run the model on: cpu or cuda[:i].")
+    ] = "cpu",
+) -> None:
+    """Evaluate a model or a baseline on benchmark folders: PSNR / SSIM per dataset."""
+    from scn_deploy.evaluate import LEVEL_KEYS, EvalRequest, RequestError, evaluate, write_json
+
+    request = EvalRequest(
+        data=list(data),
+        task=task.value,
+        scale=scale,
+        sigma=sigma,
+        quality=quality,
+        model=model,
+        method=method.value if method is not None else None,
+        scales=scales,
+        tta=tta,
+        inputs=inputs,
+        save_images=save_images,
+        seed=seed,
+        engine=engine.value,
+        device=device,
+    )
+    try:
+        request.validate()
+    except RequestError as exc:
+        raise fail(str(exc), 2) from None
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, disable=not err.is_terminal, transient=True) as bar:
+        jobs: dict[str, int] = {}
+
+        def report(dataset: str, done: int, total: int) -> None:
+            if dataset not in jobs:
+                jobs[dataset] = bar.add_task(dataset, total=total)
+            bar.update(jobs[dataset], completed=done)
+
+        try:
+            result = evaluate(request, progress=report)
+        except RequestError as exc:
+            raise fail(str(exc), 2) from None
+        except ScnError as exc:
+            raise fail(str(exc)) from None
+
+    key = LEVEL_KEYS[result.task]
+    level = f"x{result.level}" if key == "scale" else f"{key} {result.level:g}"
+    what = result.model if result.model is not None else result.method
+    extra = []
+    if result.scales is not None:
+        extra.append(f"{result.scales} scales")
+    if result.tta:
+        extra.append("x8 TTA")
+    title = f"{result.task} {level}, {what}" + (f" ({', '.join(extra)})" if extra else "")
+    table = Table(title=title)
+    table.add_column("dataset", style="bold")
+    table.add_column("images", justify="right")
+    table.add_column("PSNR-Y", justify="right")
+    table.add_column("SSIM-Y", justify="right")
+    table.add_column("PSNR-RGB", justify="right")
+    table.add_column("seconds", justify="right")
+    for r in result.results:
+        table.add_row(
+            r.dataset,
+            str(r.images),
+            _fmt(r.psnr_y, 2),
+            _fmt(r.ssim_y, 4),
+            _fmt(r.psnr_rgb, 2),
+            f"{r.seconds:.1f}",
+        )
+    out.print(table)
+    if json_file is not None:
+        try:
+            write_json(result, json_file)
+        except ScnError as exc:
+            raise fail(str(exc)) from None

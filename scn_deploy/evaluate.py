@@ -1,0 +1,634 @@
+"""Benchmark evaluation: degrade clean images by a published protocol, restore, score.
+
+One :class:`EvalRequest` describes a run (data folders, task and level, a model or a baseline
+method); :func:`evaluate` returns an :class:`EvalResult` whose :meth:`EvalResult.to_dict` is
+the JSON that ``scn eval --json`` writes. The per-image protocol helpers (:func:`sr_pair`,
+:func:`denoise_pair`, :func:`deblock_pair`, :func:`score_uint8`, :func:`score_noisy`) are
+public so that ``benchmarks/protocol_check.py`` and other tools use exactly the same code.
+
+Protocols (all images 8-bit; an alpha channel is dropped; 16-bit files are rejected):
+
+* **sr** (the "BI" protocol of the SR literature): the HR image is modcropped to the scale,
+  the LR is ``imresize(HR, 1/s)`` made from the RGB image (MATLAB bicubic, antialiased,
+  :func:`scn_deploy.degrade.bicubic_degrade`). The output is rounded to uint8; PSNR and SSIM
+  are measured on the unrounded BT.601 Y channel with ``crop_border = s``, plus PSNR over the
+  RGB channels. ``method="bicubic"`` upscales the LR with MATLAB ``imresize(LR, s)``.
+* **denoise** (DnCNN / FFDNet / KAIR AWGN protocol): ``noisy = clean / 255 + N(0, sigma/255)``
+  drawn with ``np.random.default_rng(seed + i)`` for the i-th image of a folder (sorted by
+  name), so a run is deterministic. The noisy image is **not clipped and not quantised**: the
+  model sees the raw float image. Gray files (Set12, BSD68) are evaluated in gray, colour files
+  (CBSD68) in RGB (a gray model restores them channel by channel). The model output is rounded
+  to uint8 and scored with crop 0 on Y (gray: the image itself) and on RGB.
+  ``method="identity"`` scores the noisy input itself: its PSNR is computed on the float image
+  **without rounding or clipping** (:func:`scn_deploy.metrics.psnr_float`, peak 255), which
+  equals ``20 log10(255 / sigma)`` in expectation; its SSIM (defined on 8-bit images) is
+  computed on the noisy image rounded and clipped to uint8.
+* **deblock** (ARCNN / DnCNN / FBCNN protocol): colour files are converted to Y rounded to uint8
+  (gray files are used as they are), that gray image is JPEG-encoded at quality q by OpenCV's
+  libjpeg (:func:`scn_deploy.degrade.jpeg_compress`) and decoded; the model restores the gray
+  image (an RGB model gets it replicated to three channels, see :class:`Restorer`); PSNR and
+  SSIM on that gray image, crop 0. ``method="identity"`` scores the decoded JPEG.
+
+Dataset numbers are means over the images of the per-image PSNR / SSIM (the usual convention).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, imresize, jpeg_compress, modcrop
+from scn_deploy.errors import ConfigError, DataError, ScnError
+from scn_deploy.imageio import list_images, read_image, write_image
+from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
+
+__all__ = [
+    "LEVEL_KEYS",
+    "METHODS",
+    "DatasetResult",
+    "EvalRequest",
+    "EvalResult",
+    "ImageScore",
+    "RequestError",
+    "check_model",
+    "deblock_pair",
+    "denoise_pair",
+    "evaluate",
+    "evaluate_files",
+    "load_benchmark_image",
+    "resolve_data_dir",
+    "score_noisy",
+    "score_uint8",
+    "sr_pair",
+    "write_json",
+    "y_uint8",
+]
+
+TASKS = ("sr", "denoise", "deblock")
+#: Which baseline method each task has: bicubic upscaling for SR, the degraded input otherwise.
+METHODS: dict[str, str] = {"sr": "bicubic", "denoise": "identity", "deblock": "identity"}
+#: The JSON key of the degradation level of each task.
+LEVEL_KEYS: dict[str, str] = {"sr": "scale", "denoise": "sigma", "deblock": "quality"}
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class RequestError(ConfigError):
+    """The request itself is malformed (what the CLI reports as a usage error, exit 2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Request and results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalRequest:
+    """One evaluation run.
+
+    Attributes:
+        data: folders of clean reference images; each folder is one dataset (named after it).
+            A bare name that is not an existing folder (e.g. ``"Set5"``) is looked up under
+            ``<data root>/benchmarks/*/`` (see :func:`scn_deploy.paths.data_root`).
+        task: "sr", "denoise" or "deblock".
+        scale: SR factor (task sr).
+        sigma: Gaussian noise sigma in 0-255 units (task denoise).
+        quality: JPEG quality 1-100 (task deblock).
+        model: a model file (.safetensors / .onnx) or a zoo name; exclusive with ``method``.
+        method: a baseline instead of a model: "bicubic" (sr) or "identity" (denoise, deblock).
+        scales: pyramid scales to run the model with (None: as trained).
+        tta: x8 geometric self-ensemble (the paper's "+" results).
+        inputs: optional folder of given degraded inputs, matched to the references by file
+            stem (``inputs/<dataset>/<stem>.*`` if that subfolder exists, else
+            ``inputs/<stem>.*``); replaces the synthetic degradation.
+        save_images: optional folder; restored images go to ``<dir>/<dataset>/<stem>.png``.
+        seed: base seed of the noise (image i of a folder uses ``seed + i``).
+        engine: inference engine ("auto", "torch", "onnx", "tensorrt").
+        device: "cpu" or "cuda[:i]".
+    """
+
+    data: Sequence[str | os.PathLike[str]]
+    task: str
+    scale: int | None = None
+    sigma: float | None = None
+    quality: int | None = None
+    model: str | os.PathLike[str] | None = None
+    method: str | None = None
+    scales: int | None = None
+    tta: bool = False
+    inputs: str | os.PathLike[str] | None = None
+    save_images: str | os.PathLike[str] | None = None
+    seed: int = 0
+    engine: str = "auto"
+    device: str = "cpu"
+
+    @property
+    def level(self) -> float | int | None:
+        """The degradation level of the task: scale, sigma or quality."""
+        return {"sr": self.scale, "denoise": self.sigma, "deblock": self.quality}.get(self.task)
+
+    def validate(self) -> None:
+        """Check that the request is complete and consistent; raises :class:`RequestError`."""
+        if self.task not in TASKS:
+            raise RequestError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
+        if not self.data:
+            raise RequestError("give at least one data folder (--data DIR)")
+        if (self.model is None) == (self.method is None):
+            raise RequestError("give either a model (--model) or a baseline method (--method)")
+        if self.method is not None and self.method != METHODS[self.task]:
+            raise RequestError(
+                f"--method {self.method} does not apply to --task {self.task} "
+                f"(its baseline is --method {METHODS[self.task]})"
+            )
+        if self.method is not None and (self.scales is not None or self.tta):
+            raise RequestError("--scales and --tta apply to a model, not to a --method baseline")
+        key = LEVEL_KEYS[self.task]
+        for other in ("scale", "sigma", "quality"):
+            if other != key and getattr(self, other) is not None:
+                raise RequestError(f"--{other} does not apply to --task {self.task}")
+        if self.level is None:
+            raise RequestError(f"--task {self.task} needs --{key}")
+        if self.task == "sr" and (
+            isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 2
+        ):
+            raise RequestError(f"--scale must be an integer >= 2, got {self.scale}")
+        if self.task == "denoise" and not (
+            self.sigma is not None and math.isfinite(self.sigma) and self.sigma >= 0
+        ):
+            raise RequestError(f"--sigma must be a number >= 0, got {self.sigma}")
+        if self.task == "deblock" and not (
+            isinstance(self.quality, int) and 1 <= self.quality <= 100
+        ):
+            raise RequestError(f"--quality must be an integer in 1..100, got {self.quality}")
+        if self.scales is not None and self.scales < 1:
+            raise RequestError(f"--scales must be >= 1, got {self.scales}")
+
+
+@dataclass
+class ImageScore:
+    """Scores of one image. ``psnr_rgb`` is PSNR over the image's own channels (gray: the
+    gray PSNR); it is None where the protocol has no colour (deblocking)."""
+
+    name: str
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float | None
+    colour: bool
+
+
+@dataclass
+class DatasetResult:
+    """Mean scores over one data folder.
+
+    ``psnr_rgb`` is None when no image of the folder is in colour (gray sets, deblocking);
+    otherwise the mean of the per-image RGB PSNR (a gray image counts with its gray PSNR, which
+    is its RGB PSNR if replicated to three channels). ``seconds`` is the wall time of the whole
+    folder: reading, degrading, restoring, scoring (and saving, if asked).
+    """
+
+    dataset: str
+    images: int
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float | None
+    seconds: float
+    per_image: list[ImageScore] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "images": self.images,
+            "psnr_y": self.psnr_y,
+            "ssim_y": self.ssim_y,
+            "psnr_rgb": self.psnr_rgb,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _json_number(value: float | int | None) -> float | int | None:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@dataclass
+class EvalResult:
+    """A whole run: what was evaluated and one :class:`DatasetResult` per folder."""
+
+    task: str
+    level: float | int
+    model: str | None
+    method: str | None
+    scales: int | None
+    tta: bool
+    results: list[DatasetResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``scn eval --json`` document::
+
+        {"task", "scale" | "sigma" | "quality", "model" | "method", "scales", "tta",
+         "results": [{"dataset", "images", "psnr_y", "ssim_y", "psnr_rgb", "seconds"}, ...]}
+        """
+        doc: dict[str, Any] = {"task": self.task, LEVEL_KEYS[self.task]: _json_number(self.level)}
+        if self.model is not None:
+            doc["model"] = self.model
+        else:
+            doc["method"] = self.method
+        doc["scales"] = self.scales
+        doc["tta"] = self.tta
+        doc["results"] = [r.to_dict() for r in self.results]
+        return doc
+
+
+def write_json(result: EvalResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result.to_dict()`` as indented JSON, atomically (temp file, then rename)."""
+    p = Path(path)
+    text = json.dumps(result.to_dict(), indent=2) + "\n"
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise ScnError(f"{p}: cannot create file ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ScnError(f"{p}: cannot write file ({exc.strerror or exc})") from exc
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# Per-image protocol pieces
+# --------------------------------------------------------------------------------------------
+
+
+def y_uint8(img: np.ndarray) -> np.ndarray:
+    """Colour -> BT.601 Y rounded to uint8 (``np.rint``, as KAIR's rgb2ycbcr); gray as is."""
+    if img.ndim == 2:
+        return img
+    return np.clip(np.rint(rgb_to_y(img[:, :, :3])), 0, 255).astype(np.uint8)
+
+
+def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an 8-bit benchmark image as HxW (gray) or HxWx3 (RGB) uint8; alpha is dropped.
+
+    Raises :class:`ImageReadError` (from :func:`read_image`) naming the file when it cannot be
+    decoded, and :class:`DataError` for 16-bit files (the protocols are 8-bit).
+    """
+    img = read_image(path)
+    if img.dtype != np.uint8:
+        raise DataError(f"{path}: {img.dtype} image; the benchmark protocols need 8-bit images")
+    if img.ndim == 3:
+        img = np.ascontiguousarray(img[:, :, :3])
+    return img
+
+
+def sr_pair(img: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR modcropped to ``scale``, bicubic LR made from it): the SR "BI" protocol."""
+    hr = modcrop(img, scale)
+    return hr, bicubic_degrade(hr, scale)
+
+
+def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(clean uint8, noisy float64 in 0-1 units): ``img / 255 + N(0, sigma / 255)``.
+
+    The noise comes from ``np.random.default_rng(seed)``; the result is not clipped and not
+    quantised.
+    """
+    return img, add_gaussian_noise(img.astype(np.float64) / 255.0, sigma, rng=seed)
+
+
+def deblock_pair(img: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gray reference, its JPEG at ``quality``): Y rounded to uint8, encoded as 1 channel."""
+    ref = y_uint8(img)
+    return ref, jpeg_compress(ref, quality)
+
+
+def score_uint8(
+    name: str, out: np.ndarray, ref: np.ndarray, crop: int, colour: bool = True
+) -> ImageScore:
+    """PSNR / SSIM on Y (gray: the image) with ``crop`` pixels shaved, and PSNR over channels.
+
+    ``out`` and ``ref`` are uint8; ``colour=False`` leaves ``psnr_rgb`` out (None).
+    """
+    return ImageScore(
+        name=name,
+        psnr_y=psnr(out, ref, crop_border=crop, y_channel=True),
+        ssim_y=ssim(out, ref, crop_border=crop, y_channel=True),
+        psnr_rgb=psnr(out, ref, crop_border=crop, y_channel=False) if colour else None,
+        colour=ref.ndim == 3,
+    )
+
+
+def score_noisy(name: str, noisy01: np.ndarray, clean: np.ndarray) -> ImageScore:
+    """Scores of an unquantised noisy float image (0-1 units) against its clean uint8 image.
+
+    PSNR (Y and RGB) is taken on the float values, not rounded, not clipped (peak 255; the Y
+    of colour images is computed from the float RGB). SSIM is defined on 8-bit images: it is
+    computed on the noisy image rounded and clipped to uint8 (:func:`scn_deploy.metrics.ssim`).
+    """
+    noisy255 = np.asarray(noisy01, dtype=np.float64) * 255.0
+    if clean.ndim == 3:
+        p_y = psnr_float(rgb_to_y(noisy255), rgb_to_y(clean), data_range=255.0)
+    else:
+        p_y = psnr_float(noisy255, clean, data_range=255.0)
+    return ImageScore(
+        name=name,
+        psnr_y=p_y,
+        ssim_y=ssim(noisy255, clean, y_channel=True),
+        psnr_rgb=psnr_float(noisy255, clean, data_range=255.0),
+        colour=clean.ndim == 3,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Folders and models
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_data_dir(folder: str | os.PathLike[str]) -> Path:
+    """An existing folder as given, or a bare benchmark name found under the data root.
+
+    ``"Set5"`` resolves to ``<data root>/benchmarks/<kind>/Set5`` when there is no folder named
+    ``Set5`` here. Raises :class:`DataError` naming the folder when neither exists.
+    """
+    p = Path(folder)
+    if p.exists() or len(p.parts) != 1:
+        return p
+    from scn_deploy.paths import data_root
+
+    root = data_root()
+    if root is not None:
+        hits = sorted(d for d in (root / "benchmarks").glob(f"*/{p.name}") if d.is_dir())
+        if len(hits) == 1:
+            return hits[0]
+    return p
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return list_images(folder)
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from exc
+
+
+def _dataset_names(folders: list[Path]) -> list[str]:
+    """Folder names; where two collide, ``parent/name`` (e.g. two ``HR`` folders)."""
+    plain = [f.name or f.resolve().name or str(f) for f in folders]
+    names = [
+        f"{f.resolve().parent.name}/{name}" if plain.count(name) > 1 else name
+        for f, name in zip(folders, plain, strict=True)
+    ]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise RequestError(f"data folder given twice: {', '.join(dup)}")
+    return names
+
+
+def _stem_map(files: list[Path], folder: Path) -> dict[str, Path]:
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise DataError(
+                f"{folder}: two images share the name {f.stem!r} ({stems[f.stem].name}, {f.name})"
+            )
+        stems[f.stem] = f
+    return stems
+
+
+def _input_map(inputs: Path, dataset: str) -> tuple[Path, dict[str, Path]]:
+    sub = inputs / dataset
+    folder = sub if sub.is_dir() else inputs
+    return folder, _stem_map(_list_folder(folder), folder)
+
+
+def check_model(spec: Any, request: EvalRequest, source: str = "the model") -> None:
+    """Raise :class:`ConfigError` when a model (its ``ModelSpec``) cannot serve the request.
+
+    The task must match; an SR model must have the requested scale; a conditioned model must
+    cover the requested level; a non-conditioned denoiser / deblocker trained for a fixed sigma
+    / quality must be asked for that level.
+    """
+    task = request.task
+    if spec.task != task:
+        raise ConfigError(
+            f"{source} is a {spec.describe()} model; it cannot be evaluated with --task {task}"
+        )
+    if task == "sr":
+        if spec.scale != request.scale:
+            raise ConfigError(
+                f"{source} is a x{spec.scale} super-resolution model, but the request is "
+                f"--scale {request.scale}; use a x{request.scale} model or --scale {spec.scale}"
+            )
+        return
+    unit = "sigma" if task == "denoise" else "quality"
+    level = float(request.level)  # type: ignore[arg-type]
+    if spec.conditioned:
+        lo, hi = spec.level_range
+        if not lo <= level <= hi:
+            raise ConfigError(
+                f"{source} is conditioned on {unit} {lo:g}-{hi:g}; --{unit} {level:g} is outside "
+                "that range"
+            )
+        return
+    fixed = spec.sigma if task == "denoise" else spec.quality
+    if fixed is not None and float(fixed) != level:
+        raise ConfigError(
+            f"{source} was trained for a fixed {unit} of {fixed:g} (not conditioned), but the "
+            f"request is --{unit} {level:g}; evaluate it with --{unit} {fixed:g} or use a "
+            "conditioned model"
+        )
+
+
+def _load_restorer(request: EvalRequest) -> Any:
+    from scn_deploy.engines import load_engine
+    from scn_deploy.restore import RestoreOptions, Restorer
+    from scn_deploy.zoo import resolve_model
+
+    assert request.model is not None
+    path = resolve_model(request.model, task=request.task, scale=request.scale or 1)
+    engine = load_engine(
+        path, engine=request.engine, device=request.device, num_scales=request.scales
+    )
+    check_model(engine.spec, request, source=str(request.model))
+    return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def _restore_uint8(restorer: Any, image: np.ndarray, level: float | None) -> np.ndarray:
+    from scn_deploy.restore import to_dtype
+
+    return to_dtype(restorer.restore(image, level), np.uint8)
+
+
+def _given_input(path: Path, task: str, ref: np.ndarray, scale: int) -> np.ndarray:
+    """A given degraded input, checked against its reference (size and colour)."""
+    img = load_benchmark_image(path)
+    if task == "deblock":
+        img = y_uint8(img)
+    want = (ref.shape[0] // scale, ref.shape[1] // scale) if task == "sr" else ref.shape[:2]
+    if img.shape[:2] != want:
+        raise DataError(
+            f"{path}: size {img.shape[1]}x{img.shape[0]} does not match the reference "
+            f"(expected {want[1]}x{want[0]})"
+        )
+    if task != "deblock" and img.ndim != ref.ndim:
+        kinds = ("gray", "colour")
+        raise DataError(
+            f"{path}: a {kinds[img.ndim == 3]} input for a {kinds[ref.ndim == 3]} reference image"
+        )
+    return img
+
+
+def _evaluate_image(
+    f: Path, index: int, given: Path | None, request: EvalRequest, restorer: Any
+) -> tuple[ImageScore, np.ndarray]:
+    """Degrade (or read the given input), restore and score one reference image."""
+    task, level = request.task, request.level
+    assert level is not None
+    img = load_benchmark_image(f)
+    if task == "sr":
+        scale = int(level)
+        if given:
+            hr = modcrop(img, scale)
+            lr = _given_input(given, task, hr, scale)
+        else:
+            hr, lr = sr_pair(img, scale)
+        out = imresize(lr, float(scale)) if restorer is None else _restore_uint8(restorer, lr, None)
+        score = score_uint8(f.name, out, hr, crop=scale)
+    elif task == "denoise":
+        if given:
+            clean = img
+            noisy = _given_input(given, task, clean, 1).astype(np.float64) / 255.0
+        else:
+            clean, noisy = denoise_pair(img, float(level), request.seed + index)
+        if restorer is None:
+            score = score_noisy(f.name, noisy, clean)
+            out = np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
+        else:
+            out = _restore_uint8(restorer, noisy.astype(np.float32), float(level))
+            score = score_uint8(f.name, out, clean, crop=0)
+    else:
+        if given:
+            ref = y_uint8(img)
+            coded = _given_input(given, task, ref, 1)
+        else:
+            ref, coded = deblock_pair(img, int(level))
+        out = coded if restorer is None else _restore_uint8(restorer, coded, float(level))
+        score = score_uint8(f.name, out, ref, crop=0, colour=False)
+    return score, out
+
+
+def evaluate_files(
+    files: Sequence[Path],
+    request: EvalRequest,
+    *,
+    dataset: str,
+    restorer: Any = None,
+    inputs: dict[str, Path] | None = None,
+    save_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> DatasetResult:
+    """Evaluate one dataset given as a list of reference image files.
+
+    ``restorer`` is a :class:`scn_deploy.restore.Restorer` (None for ``request.method``);
+    ``inputs`` maps file stems to given degraded inputs; ``save_dir`` receives
+    ``<stem>.png`` of every restored image. Image i (0-based, in the order given) gets the
+    noise seed ``request.seed + i``.
+    """
+    if not files:
+        raise DataError(f"{dataset}: no images to evaluate")
+    if restorer is None and request.method is None:
+        raise ConfigError("evaluate_files: a model request needs a restorer")
+    t0 = time.perf_counter()
+    scores: list[ImageScore] = []
+    for i, f in enumerate(files):
+        given = None
+        if inputs is not None:
+            if f.stem not in inputs:
+                raise DataError(f"{f}: no degraded input named {f.stem}.* in --inputs")
+            given = inputs[f.stem]
+        try:
+            score, out = _evaluate_image(f, i, given, request, restorer)
+        except ValueError as exc:  # e.g. an image too small for the scale or the SSIM window
+            raise DataError(f"{f}: {exc}") from exc
+        scores.append(score)
+        if save_dir is not None:
+            write_image(save_dir / f"{f.stem}.png", out)
+        if progress is not None:
+            progress(dataset, i + 1, len(files))
+    colour = any(s.colour for s in scores) and request.task != "deblock"
+    return DatasetResult(
+        dataset=dataset,
+        images=len(scores),
+        psnr_y=float(np.mean([s.psnr_y for s in scores])),
+        ssim_y=float(np.mean([s.ssim_y for s in scores])),
+        psnr_rgb=float(np.mean([s.psnr_rgb for s in scores])) if colour else None,  # type: ignore[misc]
+        seconds=time.perf_counter() - t0,
+        per_image=scores,
+    )
+
+
+def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalResult:
+    """Run a whole request: validate it, load the model once, evaluate every folder.
+
+    Every folder is listed (and the model loaded and checked) before the first image is
+    processed, so a missing folder or a mismatched model fails fast. ``progress(dataset, done,
+    total)`` is called after each image.
+    """
+    request.validate()
+    folders = [resolve_data_dir(d) for d in request.data]
+    names = _dataset_names(folders)
+    file_lists = [_list_folder(f) for f in folders]
+    if request.save_images is not None or request.inputs is not None:
+        for folder, files in zip(folders, file_lists, strict=True):
+            _stem_map(files, folder)
+    input_maps: list[dict[str, Path] | None] = [None] * len(folders)
+    if request.inputs is not None:
+        inputs_root = Path(request.inputs)
+        if not inputs_root.is_dir():
+            raise DataError(f"{inputs_root}: --inputs folder not found")
+        input_maps = [_input_map(inputs_root, name)[1] for name in names]
+    restorer = _load_restorer(request) if request.model is not None else None
+    save_root = Path(request.save_images) if request.save_images is not None else None
+
+    results = []
+    for name, files, given in zip(names, file_lists, input_maps, strict=True):
+        results.append(
+            evaluate_files(
+                files,
+                request,
+                dataset=name,
+                restorer=restorer,
+                inputs=given,
+                save_dir=save_root / name if save_root is not None else None,
+                progress=progress,
+            )
+        )
+    level = request.level
+    assert level is not None
+    return EvalResult(
+        task=request.task,
+        level=level,
+        model=str(request.model) if request.model is not None else None,
+        method=request.method,
+        scales=restorer.engine.num_scales if restorer is not None else None,
+        tta=request.tta,
+        results=results,
+    )
