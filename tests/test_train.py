@@ -169,3 +169,62 @@ def test_lr_schedule_halves_like_the_paper() -> None:
     assert cfg.lr_factor(2799) == 0.5
     assert cfg.lr_factor(2800) == 0.25
     assert cfg.lr_factor(3999) == 0.5**5
+
+
+def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
+    """Batch t depends only on (seed, t): DataLoader workers change nothing but speed."""
+    a = Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1))
+    a.run()
+    b = Trainer(_cfg(tmp_path / "b", images, steps=6, val_count=1, workers=2))
+    b.run()
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(tmp_path: Path, images: Path) -> None:
+    """Two gloo ranks under torchrun (the standard launcher) train and write one model."""
+    import shutil
+    import subprocess
+    import sys
+
+    scn = shutil.which("scn")
+    if scn is None:
+        pytest.skip("the scn console script is not installed")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        scn,
+        "train",
+        "--task",
+        "sr",
+        "--scale",
+        "2",
+        "--data",
+        str(images),
+        "--preset",
+        "tiny",
+        "--num-scales",
+        "2",
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--patch",
+        "16",
+        "--val-count",
+        "1",
+        "--val-every",
+        "2",
+        "--out",
+        str(tmp_path / "ddp"),
+    ]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    _, spec = load_model(tmp_path / "ddp" / "last.safetensors")
+    assert spec.training["steps"] == 4

@@ -152,6 +152,8 @@ def train(
         trainer = Trainer(cfg, resume=resume)
     except ScnError as exc:
         raise fail(str(exc)) from None
+    if not trainer.is_main:  # other torchrun ranks train silently
+        err.quiet = True
     for path, why in trainer.bank.skipped:
         err.print(f"[yellow]warning:[/] skipped {path}: {why}")
     err.print(

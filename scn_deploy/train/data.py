@@ -123,6 +123,7 @@ class BatchMaker:
         quality: int | None = None,
         quality_range: tuple[int, int] | None = None,
         condition=None,
+        rank: int = 0,
     ) -> None:
         self.bank = bank
         self.task = task
@@ -133,6 +134,7 @@ class BatchMaker:
         self.sigma, self.sigma_range = sigma, sigma_range
         self.quality, self.quality_range = quality, quality_range
         self.condition = condition  # level -> map value, for conditioned models
+        self.rank = rank  # distributed rank: each rank draws its own batches
 
     def _level(self, rng: np.random.Generator) -> float:
         if self.task == "denoise":
@@ -146,7 +148,8 @@ class BatchMaker:
         return float(self.quality)
 
     def __call__(self, step: int) -> Batch:
-        rng = np.random.default_rng([self.seed, step])
+        key = [self.seed, step] if self.rank == 0 else [self.seed, step, self.rank]
+        rng = np.random.default_rng(key)
         p, s = self.patch, self.scale
         n = len(self.bank.hr)
         c = self.bank.hr[0].shape[2]

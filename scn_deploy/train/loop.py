@@ -9,7 +9,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,14 @@ from scn_deploy.errors import ConfigError, DataError, ModelFileError
 from scn_deploy.metrics import psnr
 from scn_deploy.modelfile import load_state, save_model
 from scn_deploy.train.config import TrainConfig
-from scn_deploy.train.data import BatchMaker, ImageBank, collect_files, load_bank
+from scn_deploy.train.data import (
+    Batch,
+    BatchMaker,
+    ImageBank,
+    StepDataset,
+    collect_files,
+    load_bank,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +196,10 @@ class Trainer:
         self.device = cfg.device
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("--device cuda requested but no CUDA device is available")
+        self.rank, self.world = _init_distributed(cfg)
+        if self.world > 1 and self.device.startswith("cuda"):
+            self.device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+            torch.cuda.set_device(self.device)
         state_path = self.out / STATE_FILE
         if resume and not state_path.exists():
             raise ConfigError(f"--resume: no checkpoint at {state_path}")
@@ -217,6 +228,7 @@ class Trainer:
             quality=cfg.quality,
             quality_range=cfg.quality_range,
             condition=self.spec.condition_value if self.spec.conditioned else None,
+            rank=self.rank,
         )
         torch.manual_seed(cfg.seed)
         self.model = build_network(self.spec.arch).to(self.device)
@@ -234,8 +246,21 @@ class Trainer:
         if resume:
             self._load_state(state_path)
         self.forward: Callable[..., torch.Tensor] = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [torch.device(self.device).index] if self.device.startswith("cuda") else None
+            # The last block's finer-to-coarser convs never reach the output (only the finest
+            # scale is read after the last block), so some parameters never get gradients.
+            self.forward = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True
+            )
         if cfg.compile:
-            self.forward = torch.compile(self.model)
+            self.forward = torch.compile(self.forward)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
     # -- checkpoints ------------------------------------------------------------------
     def _load_state(self, path: Path) -> None:
@@ -311,15 +336,35 @@ class Trainer:
     def _to_device(self, array: np.ndarray | None) -> torch.Tensor | None:
         if array is None:
             return None
-        t = torch.from_numpy(array)
+        t = torch.as_tensor(array)
         if self.device.startswith("cuda"):
             t = t.pin_memory().to(self.device, non_blocking=True)
         if self.cfg.channels_last:
             t = t.contiguous(memory_format=torch.channels_last)
         return t
 
-    def train_step(self, step: int) -> float:
-        batch = self.maker(step)
+    def batches(self) -> Iterator[Batch]:
+        """Batches from the current step on; with --workers, made in DataLoader processes."""
+        if self.cfg.workers <= 0:
+            for step in range(self.step, self.cfg.steps):
+                yield self.maker(step)
+            return
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            StepDataset(self.maker, self.step, self.cfg.steps),
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.cfg.workers,
+            prefetch_factor=4,
+            pin_memory=self.device.startswith("cuda"),
+        )
+        for inputs, targets, cond in loader:
+            yield Batch(
+                np.asarray(inputs), np.asarray(targets), None if cond is None else np.asarray(cond)
+            )
+
+    def train_step(self, batch: Batch) -> float:
         x = self._to_device(batch.inputs)
         y = self._to_device(batch.targets)
         cond = self._to_device(batch.cond)
@@ -337,6 +382,8 @@ class Trainer:
         log_path = self.out / LOG_FILE
         new_log = not log_path.exists()
         history: list[dict[str, float]] = []
+        if not self.is_main:
+            return self._run_worker()
         if self.step == 0 and self.start_psnr is None:
             self.start_psnr = validate(self.model, self.val_set, self.spec, self.device)
             self.best_psnr = self.start_psnr
@@ -351,9 +398,9 @@ class Trainer:
                 writer.writerow(["step", "loss", "lr", "val_psnr_y", "steps_per_s", "seconds"])
                 writer.writerow([0, "", cfg.lr, self.start_psnr or "", "", 0])
             try:
-                while self.step < cfg.steps:
-                    t0 = time.perf_counter()
-                    loss = self.train_step(self.step)
+                t0 = time.perf_counter()
+                for batch in self.batches():
+                    loss = self.train_step(batch)
                     self.step += 1
                     steps_run += 1
                     self.train_seconds += time.perf_counter() - t0
@@ -392,11 +439,13 @@ class Trainer:
                         self.best_psnr = val
                     if improved or self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
                         self.save(best=improved)
+                    t0 = time.perf_counter()
             except KeyboardInterrupt:
                 self.save()
                 raise
         if not (self.out / BEST_MODEL).exists():
             self.save(best=True)
+        _finish_distributed(self.world)
         elapsed = time.perf_counter() - t_run
         (self.out / "summary.json").write_text(json.dumps(self.training_summary(), indent=2))
         return TrainResult(
@@ -409,6 +458,40 @@ class Trainer:
             steps_per_s=steps_run / max(elapsed, 1e-9),
             history=history,
         )
+
+    def _run_worker(self) -> TrainResult:
+        """Ranks > 0 of a distributed run: train only; rank 0 validates, logs and saves."""
+        t_run = time.perf_counter()
+        start = self.step
+        for batch in self.batches():
+            self.train_step(batch)
+            self.step += 1
+        _finish_distributed(self.world)
+        elapsed = time.perf_counter() - t_run
+        return TrainResult(
+            self.out, self.step, None, None, None, elapsed, (self.step - start) / max(elapsed, 1e-9)
+        )
+
+
+def _init_distributed(cfg: TrainConfig) -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; initialises the process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _finish_distributed(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def describe_model(trainer: Trainer) -> str:
