@@ -6,20 +6,44 @@ OpenCV's BGR(A) order is converted at the boundary. Paths may contain non-ASCII 
 
 JPEG note: OpenCV's decoder (libjpeg-turbo) gives pixels identical to PIL's on the B100 JPEGs
 (100/100 files checked), so no second decoder is needed.
+
+`read_image` / `write_image` / `list_images` serve training and evaluation. The restoration
+commands use `probe_image` / `load_image` / `write_image_to` (below): images as users have
+them, with alpha split off, EXIF orientation applied, ICC/EXIF carried, headers checked
+against a pixel limit before decoding.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import tempfile
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from scn_deploy.errors import DataError, ImageReadError, ScnError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image", "write_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "OUTPUT_FORMATS",
+    "ImageHeader",
+    "Picture",
+    "encode_image",
+    "list_images",
+    "load_image",
+    "probe_image",
+    "read_image",
+    "write_image",
+    "write_image_to",
+]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -144,3 +168,341 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
             f"(looked for {', '.join(sorted(e[1:] for e in IMAGE_EXTENSIONS))})"
         )
     return found
+
+
+# --------------------------------------------------------------------------------------------
+# Images as users have them: headers first, alpha, 16-bit, palette, EXIF orientation, ICC
+# --------------------------------------------------------------------------------------------
+#
+# `probe_image` / `load_image` / `encode_image` serve the restoration commands. Pillow reads
+# headers (size, mode, frames, EXIF, ICC) without decoding, so oversized images are refused
+# before any pixel is decoded; Pillow decodes everything it represents faithfully, OpenCV the
+# 16-bit colour files that Pillow would reduce to 8 bits. Encoding goes the same way round.
+
+DEFAULT_MAX_PIXELS = 400_000_000
+OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
+
+# Pillow refuses images above ~179 MP by itself (a decompression-bomb guard); `probe_image`
+# enforces the caller's own `max_pixels` on the header instead.
+Image.MAX_IMAGE_PIXELS = None
+
+_EXIF_ORIENTATION = 0x0112
+_ICC_SPACES = {b"RGB ": "RGB", b"GRAY": "gray", b"CMYK": "CMYK", b"Lab ": "Lab"}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file declares about itself, read without decoding the pixels."""
+
+    path: Path
+    format: str
+    width: int
+    height: int
+    mode: str
+    frames: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass
+class Picture:
+    """A decoded image, ready for restoration, and what must travel to the output file.
+
+    Attributes:
+        pixels: HxW (gray) or HxWx3 (RGB), uint8 or uint16, EXIF orientation applied.
+        alpha: HxW of the same dtype, or None.
+        icc_profile: the embedded ICC profile (bytes), if any.
+        exif: the EXIF block with the orientation tag removed (bytes), if any.
+        format: the source format ("PNG", "JPEG", ...; "" for arrays made in memory).
+        notes: what was changed on the way that the user should hear about.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def is_gray(self) -> bool:
+        return self.pixels.ndim == 2
+
+
+def _icc_space(profile: bytes) -> str:
+    return _ICC_SPACES.get(bytes(profile[16:20]), "unknown")
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image in a supported format") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    except (SyntaxError, ValueError) as exc:  # Pillow's plugins report bad headers this way
+        raise ImageReadError(f"{path}: corrupt image header ({exc})") from exc
+
+
+def _header(path: Path, im: Image.Image) -> ImageHeader:
+    return ImageHeader(
+        path=path,
+        format=im.format or "",
+        width=im.width,
+        height=im.height,
+        mode=im.mode,
+        frames=int(getattr(im, "n_frames", 1)),
+    )
+
+
+def _check_size(header: ImageHeader, max_pixels: int | None) -> None:
+    if max_pixels is not None and header.pixels > max_pixels:
+        raise ImageReadError(
+            f"{header.path}: {header.width}x{header.height} = {header.pixels / 1e6:,.1f} MP "
+            f"is above the limit of {max_pixels / 1e6:,.1f} MP (--max-pixels); not decoded"
+        )
+
+
+def probe_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> ImageHeader:
+    """Read an image's header only (size, mode, frames). Raises `ImageReadError` for a
+    missing/unrecognised file or when width x height exceeds `max_pixels`."""
+    p = Path(path)
+    with _open(p) as im:
+        header = _header(p, im)
+    _check_size(header, max_pixels)
+    return header
+
+
+def _rawmode(im: Image.Image) -> str:
+    if not im.tile:
+        return ""
+    args = im.tile[0][3]
+    return str(args[0] if isinstance(args, tuple) and args else args)
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an HxW[xC] array, as `ImageOps.exif_transpose`."""
+    if orientation in (5, 6, 7, 8):
+        a = a.swapaxes(0, 1)  # transpose; the remaining flips finish each case
+    flip_lr = orientation in (2, 3, 6, 7)
+    flip_ud = orientation in (3, 4, 7, 8)
+    if flip_lr:
+        a = a[:, ::-1]
+    if flip_ud:
+        a = a[::-1]
+    return np.ascontiguousarray(a)
+
+
+def _decode_pillow(im: Image.Image, p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(im).astype(np.uint16), None
+    if mode == "I":
+        a = np.asarray(im)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise ImageReadError(f"{p}: 32-bit integer pixels outside the 16-bit range")
+        return a.astype(np.uint16), None
+    if mode == "F":
+        raise ImageReadError(f"{p}: 32-bit float images are not supported (need 8 or 16 bit)")
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        transparent = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if transparent else "RGB")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+    a = np.asarray(im)
+    if im.mode in ("LA", "RGBA"):
+        return np.ascontiguousarray(a[..., :-1].squeeze(-1) if im.mode == "LA" else a[..., :3]), (
+            np.ascontiguousarray(a[..., -1])
+        )
+    return np.ascontiguousarray(a), None
+
+
+def _decode_opencv16(p: Path, mode: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit colour (and gray+alpha) files, which Pillow would reduce to 8 bits."""
+    img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.dtype != np.uint16:
+        raise ImageReadError(f"{p}: cannot decode the 16-bit image data (corrupt or truncated)")
+    if img.ndim == 2:
+        return img, None
+    if mode == "LA":  # OpenCV expands gray+alpha to BGRA
+        return np.ascontiguousarray(img[..., 0]), np.ascontiguousarray(img[..., 3])
+    rgb = np.ascontiguousarray(img[..., 2::-1])
+    return rgb, (np.ascontiguousarray(img[..., 3]) if img.shape[2] == 4 else None)
+
+
+def load_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Picture:
+    """Decode an image file for restoration (PNG, JPEG, WebP, BMP, TIFF; 8 or 16 bit).
+
+    Gray stays gray, 16-bit stays 16-bit, palette images become RGB (RGBA with
+    transparency), alpha is split off, EXIF orientation is applied to the pixels (and removed
+    from the carried EXIF), the ICC profile is carried. The header is checked against
+    `max_pixels` before anything is decoded. Animated/multi-page files give their first
+    frame (with a note). Raises `ImageReadError` naming the file and the reason.
+    """
+    p = Path(path)
+    notes: list[str] = []
+    with _open(p) as im:
+        header = _header(p, im)
+        _check_size(header, max_pixels)
+        if header.frames > 1:
+            notes.append(f"{header.frames} frames/pages: the first one is used")
+        try:
+            deep_colour = "16" in _rawmode(im) and im.mode in ("RGB", "RGBA", "LA")
+            exif = im.getexif()  # may decode (PNG keeps eXIf after the data): rawmode first
+            orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+            icc = im.info.get("icc_profile") or None
+            if deep_colour:
+                pixels, alpha = _decode_opencv16(p, im.mode)
+            else:
+                im.load()
+                pixels, alpha = _decode_pillow(im, p)
+        except ImageReadError:
+            raise
+        except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+            raise ImageReadError(f"{p}: corrupt or truncated image data ({exc})") from exc
+    exif_bytes = None
+    if len(exif):
+        exif.pop(_EXIF_ORIENTATION, None)
+        exif_bytes = exif.tobytes()
+    if orientation not in range(1, 9):
+        notes.append(f"invalid EXIF orientation {orientation} ignored")
+        orientation = 1
+    if orientation != 1:
+        pixels = _orient(pixels, orientation)
+        alpha = _orient(alpha, orientation) if alpha is not None else None
+        notes.append(f"EXIF orientation {orientation} applied")
+    if icc is not None:
+        wanted = "gray" if pixels.ndim == 2 else "RGB"
+        if _icc_space(icc) != wanted:
+            notes.append(f"{_icc_space(icc)} ICC profile dropped (the pixels are {wanted})")
+            icc = None
+    return Picture(pixels, alpha, icc, exif_bytes, header.format, notes)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_metadata_chunks(icc: bytes | None, exif: bytes | None) -> bytes:
+    """iCCP / eXIf chunks, to go right after IHDR (where the PNG spec wants them)."""
+    extra = b""
+    if icc:
+        extra += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0"))
+    return extra
+
+
+_PNG_END_OF_IHDR = 8 + 8 + 13 + 4  # signature, IHDR length/type, IHDR data, CRC
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def encode_image(picture: Picture, fmt: str, *, quality: int = 95) -> tuple[bytes, list[str]]:
+    """`write_image_to` into memory: returns (file bytes, notes)."""
+    buf = io.BytesIO()
+    notes = write_image_to(buf, picture, fmt, quality=quality)
+    return buf.getvalue(), notes
+
+
+def write_image_to(fh: BinaryIO, picture: Picture, fmt: str, *, quality: int = 95) -> list[str]:
+    """Encode a picture as png, jpg, webp or tiff into a (seekable) binary file; returns notes.
+
+    16-bit pictures stay 16-bit in png/tiff (reduced to 8 bits for jpg/webp, with a note);
+    alpha is kept except in jpg; gray stays gray except in webp (no gray mode). The ICC
+    profile goes into every format, and EXIF into png/jpg/webp (not into 16-bit tiff, whose
+    OpenCV encoder has no metadata: noted). `quality` applies to jpg and webp. Encoding
+    straight into the output file keeps no second copy of the compressed image in memory.
+    """
+    if fmt not in OUTPUT_FORMATS:
+        raise ScnError(
+            f"unsupported output format {fmt!r} (choose from {', '.join(OUTPUT_FORMATS)})"
+        )
+    notes: list[str] = []
+    pixels, alpha, icc, exif = picture.pixels, picture.alpha, picture.icc_profile, picture.exif
+    if fmt == "jpg" and alpha is not None:
+        notes.append("alpha dropped (JPEG has no alpha channel)")
+        alpha = None
+    if fmt in ("jpg", "webp") and pixels.dtype == np.uint16:
+        notes.append(f"16-bit reduced to 8-bit ({fmt} has no 16-bit mode)")
+        pixels, alpha = _to8(pixels), (_to8(alpha) if alpha is not None else None)
+    if fmt == "webp" and pixels.ndim == 2:
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+        if icc is not None:
+            icc = None
+            notes.append("gray ICC profile dropped (WebP stores gray as RGB)")
+    if pixels.dtype == np.uint16:
+        _write16(fh, pixels, alpha, fmt, icc, exif, notes)
+        return notes
+    planes = pixels if alpha is None else np.dstack([pixels, alpha])
+    im = Image.fromarray(np.ascontiguousarray(planes))
+    options: dict[str, object] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif and fmt != "tiff":
+        options["exif"] = exif
+    if fmt in ("jpg", "webp"):
+        options["quality"] = int(quality)
+    if fmt == "tiff":
+        options["compression"] = "tiff_deflate"
+    try:
+        im.save(fh, format={"jpg": "JPEG", "tiff": "TIFF"}.get(fmt, fmt.upper()), **options)
+    except (OSError, ValueError) as exc:
+        raise ScnError(f"cannot encode the image as {fmt}: {exc}") from exc
+    return notes
+
+
+def _write16(
+    fh: BinaryIO,
+    pixels: np.ndarray,
+    alpha: np.ndarray | None,
+    fmt: str,
+    icc: bytes | None,
+    exif: bytes | None,
+    notes: list[str],
+) -> None:
+    if pixels.ndim == 2 and alpha is not None:
+        notes.append("16-bit gray+alpha written as RGBA (no 2-channel 16-bit encoder)")
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
+    if pixels.ndim == 3:
+        planes = pixels[..., ::-1] if alpha is None else np.dstack([pixels[..., ::-1], alpha])
+    else:
+        planes = pixels
+    ok, buf = cv2.imencode(OUTPUT_FORMATS[fmt], np.ascontiguousarray(planes))
+    if not ok:
+        raise ScnError(f"OpenCV could not encode a 16-bit {planes.shape} image as {fmt}")
+    data = memoryview(buf).cast("B")
+    if fmt == "png":
+        fh.write(data[:_PNG_END_OF_IHDR])
+        fh.write(_png_metadata_chunks(icc, exif))
+        fh.write(data[_PNG_END_OF_IHDR:])
+        return
+    if icc or exif:
+        notes.append("ICC/EXIF not written (16-bit TIFF is encoded without metadata)")
+    fh.write(data)

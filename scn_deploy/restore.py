@@ -9,15 +9,15 @@ business of `scn_deploy.imageio` and the CLI, not of this module.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from scn_deploy.engines.base import Engine, load_engine
 from scn_deploy.errors import ConfigError
-
-# The eight dihedral transforms of the x8 self-ensemble (the paper's SCN+) as (rot90 k, flip).
-_DIHEDRAL = [(k, flip) for flip in (False, True) for k in range(4)]
+from scn_deploy.tiling import Tile, TilePlanner, auto_tile, default_overlap, run_tiled, run_tiles
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -41,37 +41,57 @@ def to_dtype(image01: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     return np.clip(image01, 0.0, 1.0).astype(np.float32)
 
 
-def _dihedral(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    """Apply a transform to the last two axes of an NCHW array."""
-    if flip:
-        x = x[..., ::-1]
-    return np.rot90(x, k, axes=(-2, -1))
-
-
-def _dihedral_inverse(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    x = np.rot90(x, -k, axes=(-2, -1))
-    return x[..., ::-1] if flip else x
-
-
 @dataclass
 class RestoreOptions:
     """How a `Restorer` runs the engine.
 
     Attributes:
-        tile: tile size in input pixels (0 = the whole image at once).
-        tile_overlap: context pixels added around each tile (None = the model's default).
+        tile: tile (core) size in input pixels; 0 = the whole image at once; "auto" = the
+            largest tile whose forward pass fits `memory_budget` (0 when the image fits).
+        tile_overlap: context pixels added around each tile (None = the model's measured
+            receptive field, see `scn_deploy.tiling.default_overlap`).
         batch: tiles per forward pass.
         tta: x8 geometric self-ensemble (flips and 90-degree rotations, averaged).
+        memory_budget: bytes one forward pass may use with tile="auto" (None: 1 GiB on CPU,
+            half the free GPU memory on CUDA).
+        extrapolate_level: accept noise levels / qualities outside a conditioned model's
+            trained range (the model extrapolates) instead of raising.
     """
 
-    tile: int = 0
+    tile: int | Literal["auto"] = 0
     tile_overlap: int | None = None
     batch: int = 1
     tta: bool = False
+    memory_budget: int | None = None
+    extrapolate_level: bool = False
+
+
+def _to_model_batch(chw: np.ndarray, c_model: int) -> np.ndarray:
+    """(C, h, w) image channels -> (N, c_model, h, w): as is, gray replicated to RGB, or one
+    batch item per channel for a gray model."""
+    if chw.shape[0] == c_model:
+        return chw[None]
+    if c_model == 3:  # gray image, RGB model
+        return np.repeat(chw, 3, axis=0)[None]
+    return chw[:, None]  # RGB image, gray model: one channel per batch item
+
+
+def _from_model_batch(out: np.ndarray, c_in: int, c_model: int) -> np.ndarray:
+    """Inverse of `_to_model_batch` on the model output: (N, c_model, h, w) -> (c_in, h, w)."""
+    if c_in == c_model:
+        return out[0]
+    if c_model == 3:
+        return out[0].mean(axis=0, keepdims=True)
+    return out[:, 0]
 
 
 class Restorer:
-    """Keeps one engine loaded and restores many images with it."""
+    """Keeps one engine loaded and restores many images with it.
+
+    Every forward pass goes through `scn_deploy.tiling` (a whole image is a plan of one
+    tile), so tiled and whole-image results come from the same code: windows are padded to
+    the model's pyramid alignment, outputs cropped, x8 TTA averaged per window.
+    """
 
     def __init__(self, engine: Engine, options: RestoreOptions | None = None) -> None:
         self.engine = engine
@@ -81,78 +101,134 @@ class Restorer:
     def spec(self):
         return self.engine.spec
 
-    def _level_map(self, batch: int, h: int, w: int, level: float | None) -> np.ndarray | None:
+    def check_level(self, level: float | None) -> None:
+        """Raise `ConfigError` unless `level` is usable with this model."""
         if not self.spec.conditioned:
-            return None
+            return
         if level is None:
             raise ConfigError(f"{self.spec.describe()}: give the noise sigma / JPEG quality")
         lo, hi = self.spec.level_range or (level, level)
-        if not lo <= level <= hi:
+        if not lo <= level <= hi and not self.options.extrapolate_level:
             raise ConfigError(
                 f"level {level:g} is outside the range this model was trained for ({lo:g}-{hi:g})"
             )
+
+    def _level_map(self, batch: int, h: int, w: int, level: float | None) -> np.ndarray | None:
+        if not self.spec.conditioned:
+            return None
+        self.check_level(level)
+        assert level is not None
         value = self.spec.condition_value(level)
         return np.full((batch, 1, h, w), value, np.float32)
 
-    def _run(self, x: np.ndarray, level: float | None) -> np.ndarray:
-        """NCHW float32 -> NCHW float32 through the engine (tiled when options.tile > 0)."""
+    def tile_size(self, height: int, width: int) -> int:
+        """The tile size for an image: `options.tile`, with "auto" resolved (0 = whole)."""
         opts = self.options
-        if opts.tile and max(x.shape[-2:]) > opts.tile:
-            from scn_deploy.tiling import run_tiled
+        if opts.tile != "auto":
+            return int(opts.tile)
+        eng = self.engine
+        overlap = opts.tile_overlap
+        return auto_tile(
+            eng.spec,
+            eng.num_scales,
+            height,
+            width,
+            overlap=overlap if overlap is not None else lambda: default_overlap(eng),
+            batch=opts.batch,
+            memory_budget=opts.memory_budget,
+            device=eng.device,
+            fp16=eng.precision == "fp16",
+        )
 
-            return run_tiled(
-                self.engine,
-                x,
-                level_map=self._level_map,
-                level=level,
-                tile=opts.tile,
-                overlap=opts.tile_overlap,
-                batch=opts.batch,
-            )
-        return self.engine.infer(x, self._level_map(x.shape[0], *x.shape[-2:], level))
+    def plan(self, height: int, width: int) -> TilePlanner:
+        """The tile plan for an image of this size."""
+        tile = self.tile_size(height, width)
+        return TilePlanner.for_engine(
+            self.engine, height, width, tile=tile, overlap=self.options.tile_overlap
+        )
+
+    def _run(self, x: np.ndarray, level: float | None) -> np.ndarray:
+        """NCHW float32 -> NCHW float32 through the engine (tiled when the options say so)."""
+        opts = self.options
+        return run_tiled(
+            self.engine,
+            x,
+            level_map=self._level_map,
+            level=level,
+            tile=self.tile_size(*x.shape[-2:]),
+            overlap=opts.tile_overlap,
+            batch=opts.batch,
+            tta=opts.tta,
+        )
 
     def restore_nchw(self, x: np.ndarray, level: float | None = None) -> np.ndarray:
         """Restore an NCHW float32 batch whose C matches the model; output not clamped."""
-        if not self.options.tta:
-            return self._run(x, level)
-        acc = None
-        for k, flip in _DIHEDRAL:
-            y = _dihedral_inverse(
-                self._run(np.ascontiguousarray(_dihedral(x, k, flip)), level), k, flip
-            )
-            acc = y if acc is None else acc + y
-        assert acc is not None
-        return acc / len(_DIHEDRAL)
+        self.check_level(level)
+        return self._run(x, level)
 
-    def restore(self, image: np.ndarray, level: float | None = None) -> np.ndarray:
-        """Restore one image (HxW or HxWxC, C = 1 or 3); float32 [0, 1] of the same layout.
+    def restore(
+        self,
+        image: np.ndarray,
+        level: float | None = None,
+        *,
+        dtype: np.dtype | type = np.float32,
+        on_tile: Callable[[int, int], None] | None = None,
+        plan: TilePlanner | None = None,
+    ) -> np.ndarray:
+        """Restore one image (HxW or HxWxC, C = 1 or 3) into a new array of the same layout.
 
         Gray images on an RGB model are replicated to three channels and the result averaged
         back to one; RGB images on a gray model are restored channel by channel.
+
+        Args:
+            dtype: float32 (default: values in [0, 1]), uint8 or uint16 (quantised as
+                `to_dtype` does). The output is allocated once and filled tile by tile, so
+                with integer dtypes and tiling the working memory stays a few tiles.
+            on_tile: progress callback `(tiles_done, tiles_total)`.
+            plan: the tile plan (default: `self.plan(height, width)`).
         """
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
             raise ConfigError(f"expected an HxW or HxWx1/3 image, got shape {image.shape}")
-        img = to_float(image)
-        squeeze = img.ndim == 2
-        if squeeze:
-            img = img[..., None]
-        c_in, c_model = img.shape[2], self.spec.channels
-        chw = img.transpose(2, 0, 1)
-        if c_in == c_model:
-            batch = chw[None]
-        elif c_model == 3:  # gray image, RGB model
-            batch = np.repeat(chw, 3, axis=0)[None]
-        else:  # RGB image, gray model: one channel per batch item
-            batch = chw[:, None]
-        out = self.restore_nchw(np.ascontiguousarray(batch, np.float32), level)
-        if c_in == c_model:
-            result = out[0]
-        elif c_model == 3:
-            result = out[0].mean(axis=0, keepdims=True)
-        else:
-            result = out[:, 0]
-        result = np.clip(result.transpose(1, 2, 0), 0.0, 1.0)
-        return result[..., 0] if squeeze else result
+        self.check_level(level)
+        height, width = image.shape[:2]
+        c_in = 1 if image.ndim == 2 else image.shape[2]
+        c_model, s = self.spec.channels, self.spec.scale
+        if plan is None:
+            plan = self.plan(height, width)
+        elif (plan.height, plan.width) != (height, width):
+            raise ConfigError(
+                f"the tile plan is for {plan.height}x{plan.width}, not {height}x{width}"
+            )
+        out = np.empty((height * s, width * s, *image.shape[2:]), np.dtype(dtype))
+        done = 0
+
+        def fetch(tile: Tile) -> np.ndarray:
+            window = to_float(image[tile.window])
+            chw = window[None] if window.ndim == 2 else window.transpose(2, 0, 1)
+            return np.ascontiguousarray(_to_model_batch(chw, c_model), np.float32)
+
+        def store(tile: Tile, y: np.ndarray) -> None:
+            nonlocal done
+            result = _from_model_batch(y, c_in, c_model)
+            result = result[0] if image.ndim == 2 else result.transpose(1, 2, 0)
+            out[tile.core_out(s)] = to_dtype(result, dtype)
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(plan))
+
+        def level_fn(n: int, h: int, w: int) -> np.ndarray | None:
+            return self._level_map(n, h, w, level)
+
+        run_tiles(
+            self.engine,
+            plan.tiles,
+            fetch,
+            store,
+            level_fn=level_fn,
+            batch=self.options.batch,
+            tta=self.options.tta,
+        )
+        return out
 
 
 def restore(

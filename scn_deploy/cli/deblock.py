@@ -1,0 +1,78 @@
+"""`scn deblock`: JPEG artefact removal of image files and folders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scn_deploy.cli.app import app
+from scn_deploy.cli.restoring import (
+    AsJson,
+    Batch,
+    Common,
+    Device,
+    DryRun,
+    Engine,
+    EngineOpt,
+    FormatOpt,
+    Fp16,
+    Inputs,
+    JpegQuality,
+    MaxPixels,
+    Model,
+    Out,
+    Overwrite,
+    Quiet,
+    Recursive,
+    Scales,
+    Suffix,
+    Tile,
+    TileMemory,
+    TileOverlap,
+    Tta,
+    check_level,
+    execute,
+    load_spec,
+)
+from scn_deploy.imageio import DEFAULT_MAX_PIXELS
+
+
+@app.command()
+def deblock(
+    inputs: Inputs,
+    quality: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            help="JPEG quality the images were saved with (1-100). Omitted: estimated for "
+            "each JPEG from its quantisation tables (the estimate is printed).",
+        ),
+    ] = None,
+    out: Out = None,
+    model: Model = None,
+    tile: Tile = "auto",
+    tile_overlap: TileOverlap = None,
+    tile_memory: TileMemory = None,
+    batch: Batch = 1,
+    engine: EngineOpt = Engine.auto,
+    device: Device = "cpu",
+    fp16: Fp16 = False,
+    scales: Scales = None,
+    tta: Tta = False,
+    recursive: Recursive = False,
+    suffix: Suffix = None,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQuality = 95,
+    overwrite: Overwrite = False,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Remove JPEG blocking and ringing with an SCN deblocking model."""
+    path, spec = load_spec(model, "deblock", 1)
+    level = check_level(spec, quality, "--quality")
+    common = Common.pick(locals())
+    execute(common, task="deblock", model_path=path, level=level)

@@ -1,0 +1,94 @@
+"""`scn models`: what the model zoo holds."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from scn_deploy.cli.app import app, fail, out
+from scn_deploy.errors import ScnError
+
+
+def _benchmarks(results: Any) -> dict[str, float]:
+    """Benchmark PSNRs in a model's results JSON: `scn eval --json` documents (one, or a
+    list of them: "results": [{"dataset", "psnr_y", ...}]) or any {"<dataset>": {"psnr..."}}
+    mapping."""
+    found: dict[str, float] = {}
+    docs = results if isinstance(results, list) else [results]
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        for row in doc.get("results", []) if isinstance(doc.get("results"), list) else []:
+            if isinstance(row, dict) and isinstance(row.get("psnr_y"), int | float):
+                found[str(row.get("dataset", "?"))] = float(row["psnr_y"])
+        for key, value in doc.items():
+            if isinstance(value, dict):
+                psnr = next(
+                    (
+                        v
+                        for k, v in value.items()
+                        if "psnr" in k.lower() and isinstance(v, int | float)
+                    ),
+                    None,
+                )
+                if psnr is not None:
+                    found.setdefault(str(key), float(psnr))
+    return found
+
+
+def _setting(spec: Any) -> str:
+    if spec.task == "sr":
+        return f"x{spec.scale}"
+    if spec.level_range is not None:
+        unit = "sigma" if spec.task == "denoise" else "quality"
+        return f"{unit} {spec.level_range[0]:g}-{spec.level_range[1]:g}"
+    if spec.task == "denoise":
+        return f"sigma {spec.sigma:g}" if spec.sigma is not None else "-"
+    return f"quality {spec.quality}" if spec.quality is not None else "-"
+
+
+@app.command()
+def models(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON list of the zoo's models.")
+    ] = False,
+) -> None:
+    """List the installed zoo models: task, scale / sigma / quality and benchmark PSNR."""
+    from scn_deploy.paths import models_dir
+    from scn_deploy.zoo import list_zoo
+
+    try:
+        entries = list_zoo()
+    except ScnError as exc:
+        raise fail(str(exc)) from None
+    rows = [
+        {
+            "name": e.name,
+            "task": e.spec.task,
+            "setting": _setting(e.spec),
+            "channels": e.spec.channels,
+            "preset": e.spec.preset,
+            "path": str(e.path),
+            "psnr": _benchmarks(e.results),
+        }
+        for e in entries
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    if not rows:
+        out.print(f"no zoo models installed in {models_dir()} (use --model FILE)")
+        return
+    table = Table(title=f"model zoo ({models_dir()})")
+    for column in ("name", "task", "setting", "channels", "preset", "benchmark PSNR-Y (dB)"):
+        table.add_column(column)
+    for row in rows:
+        psnr = ", ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()) or "-"
+        table.add_row(
+            row["name"], row["task"], row["setting"], str(row["channels"]), str(row["preset"]), psnr
+        )
+    out.print(table)

@@ -1,0 +1,400 @@
+"""What `scn upscale`, `scn denoise` and `scn deblock` share: options, checks, progress.
+
+Each command module declares its own arguments with the option types below and calls
+`execute`, which checks the options against the model (usage errors: exit 2), runs
+`scn_deploy.pipeline.run` with a rich progress display on stderr, and prints either a
+summary (stderr) or one JSON line (stdout). Exit code 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from scn_deploy.arch.config import ModelSpec
+from scn_deploy.cli.app import err, fail
+from scn_deploy.errors import ConfigError, ScnError
+from scn_deploy.files import Job
+from scn_deploy.pipeline import Reporter, RunRequest, RunSummary
+
+
+class Engine(StrEnum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+    tensorrt = "tensorrt"
+
+
+class Format(StrEnum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tiff = "tiff"
+
+
+Inputs = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Image files and/or folders (folders: every image inside).",
+        metavar="INPUT",
+        show_default=False,
+    ),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output folder (sub-folders mirrored with --recursive), or an output file name "
+        "for a single input. Default: beside each input.",
+    ),
+]
+Model = Annotated[
+    str | None,
+    typer.Option(
+        help="Model: a zoo name (see `scn models`) or a file (.safetensors, or an exported "
+        ".onnx). Default: the zoo model for the task."
+    ),
+]
+Tile = Annotated[
+    str,
+    typer.Option(
+        help="Tile size in input pixels: 'auto' (the largest tile whose forward pass fits "
+        "the memory budget; the whole image when it fits), 0 (whole image) or N."
+    ),
+]
+TileOverlap = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Context pixels around each tile. Default: the model's receptive field, measured "
+        "(one input pixel's reach at 1e-3 grey level) plus 2.",
+    ),
+]
+TileMemory = Annotated[
+    int | None,
+    typer.Option(
+        min=16,
+        help="Memory budget of one forward pass in MiB for --tile auto (default: 1024 on "
+        "CPU, half the free GPU memory on CUDA).",
+    ),
+]
+Batch = Annotated[int, typer.Option(min=1, help="Tiles per forward pass.")]
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="Inference backend: auto (PyTorch when installed, else the ONNX export), torch, "
+        "onnx, tensorrt.",
+    ),
+]
+Device = Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")]
+Fp16 = Annotated[bool, typer.Option("--fp16", help="Half precision (CUDA only).")]
+Scales = Annotated[
+    int | None,
+    typer.Option(
+        "--scales",
+        min=1,
+        max=12,
+        help="Pyramid scales at inference (default: as trained). More scales see farther.",
+    ),
+]
+Tta = Annotated[
+    bool, typer.Option("--tta", help="x8 self-ensemble (flips/rotations averaged; 8x slower).")
+]
+Recursive = Annotated[
+    bool,
+    typer.Option("--recursive", "-r", help="Include sub-folders of folder inputs."),
+]
+Suffix = Annotated[
+    str | None,
+    typer.Option(help="Added to output names (default: _x4 / _denoised / _deblocked)."),
+]
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format", help="Output format (default: png, or the extension of an -o file name)."
+    ),
+]
+JpegQuality = Annotated[
+    int, typer.Option(min=1, max=100, help="Quality of jpg and webp outputs (1-100).")
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace existing outputs (default: skip and report them)."),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Show what would be written (reads headers only); write nothing."
+    ),
+]
+AsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON summary line on stdout (processed, skipped, failed, outputs, "
+        "seconds, engine, model); logs stay on stderr.",
+    ),
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or per-file lines; errors only.")
+]
+MaxPixels = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Refuse images whose header declares more pixels (checked before decoding; "
+        "0 = no limit).",
+    ),
+]
+
+
+@dataclass
+class Common:
+    """The options every restoration command has."""
+
+    inputs: list[Path]
+    out: Path | None
+    model: str | None
+    tile: str
+    tile_overlap: int | None
+    tile_memory: int | None
+    batch: int
+    engine: Engine
+    device: str
+    fp16: bool
+    scales: int | None
+    tta: bool
+    recursive: bool
+    suffix: str | None
+    fmt: Format | None
+    jpeg_quality: int
+    overwrite: bool
+    dry_run: bool
+    as_json: bool
+    quiet: bool
+    max_pixels: int
+
+    @classmethod
+    def pick(cls, values: dict[str, object]) -> Common:
+        """The common options out of a command's parameters (its `locals()`)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _parse_tile(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise fail(f"--tile must be 'auto' or a number of pixels, got {value!r}", 2) from None
+    if tile < 0:
+        raise fail(f"--tile must be >= 0, got {tile}", 2)
+    return tile
+
+
+def _check_device(device: str) -> None:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise fail(f"--device must be cpu, cuda or cuda:N, got {device!r}", 2)
+
+
+def load_spec(model: str | None, task: str, scale: int) -> tuple[Path, ModelSpec]:
+    """Resolve --model (or the zoo default) and read what the model is; exit on errors."""
+    from scn_deploy.modelfile import read_spec
+    from scn_deploy.zoo import resolve_model
+
+    try:
+        path = resolve_model(model, task=task, scale=scale)
+        if path.suffix.lower() == ".onnx":
+            from scn_deploy.engines.base import load_engine
+
+            spec = load_engine(path, engine="onnx").spec
+        else:
+            spec = read_spec(path)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    except ScnError as exc:
+        raise fail(str(exc)) from None
+    if spec.task != task:
+        command = {"sr": "upscale", "denoise": "denoise", "deblock": "deblock"}[spec.task]
+        raise fail(f"{path} is a {spec.describe()} model: use `scn {command}`", 2)
+    return path, spec
+
+
+def check_level(spec: ModelSpec, level: float | None, name: str) -> float | None:
+    """Check --sigma / --quality against the model; returns the level to condition on."""
+    fixed = spec.sigma if spec.task == "denoise" else spec.quality
+    if not spec.conditioned:
+        if level is not None and fixed is not None and float(level) != float(fixed):
+            raise fail(
+                f"this model was trained for {name} {fixed:g} only; {name} {level:g} needs a "
+                f"conditioned model (or leave {name} out)",
+                2,
+            )
+        return None
+    lo, hi = spec.level_range or (0.0, 0.0)
+    if level is None:
+        if spec.task == "denoise":
+            raise fail(f"this model is conditioned on the noise level: give {name} (0-255)", 2)
+        return None  # deblock: estimated per JPEG
+    if not lo <= level <= hi:
+        err.print(
+            f"[yellow]warning:[/] {name} {level:g} is outside the range this model was trained "
+            f"for ({lo:g}-{hi:g}); the model extrapolates"
+        )
+    return float(level)
+
+
+class RichReporter(Reporter):
+    """Progress bars (overall and per file) and per-file lines on stderr."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=quiet or not err.is_terminal,
+            transient=True,
+        )
+        self.overall: TaskID | None = None
+        self.current: TaskID | None = None
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def _print(self, text: str) -> None:
+        self.progress.console.print(text, highlight=False)
+
+    def start(self, total: int) -> None:
+        self.overall = self.progress.add_task("[bold]files", total=total)
+
+    def file_started(self, job: Job, width: int, height: int, plan: str) -> None:
+        name = job.source.path.name
+        label = f"{name} ({width}x{height}, {plan})"
+        if self.current is None:
+            self.current = self.progress.add_task(label, total=None)
+        else:
+            self.progress.reset(self.current, description=label, total=None)
+
+    def tiles(self, done: int, total: int) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, completed=done, total=total)
+
+    def file_done(self, job: Job, seconds: float) -> None:
+        if self.overall is not None:
+            self.progress.advance(self.overall)
+        if not self.quiet:
+            self._print(f"[green]wrote[/] {job.output}  [dim]({seconds:.1f} s)[/]")
+
+    def skipped(self, path: Path, output: Path | None, reason: str) -> None:
+        if not self.quiet:
+            target = f" -> {output}" if output else ""
+            self._print(f"[yellow]skipped[/] {path}{target}: {reason}")
+
+    def failed(self, path: Path, error: str) -> None:
+        if self.overall is not None:
+            self.progress.advance(self.overall)
+        self._print(f"[bold red]error:[/] {error}")
+
+    def note(self, path: Path, message: str) -> None:
+        if not self.quiet:
+            self._print(f"[cyan]note[/] {path}: {message}")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._print(message)
+
+
+def execute(
+    common: Common,
+    *,
+    task: str,
+    model_path: Path,
+    level: float | None = None,
+    outscale: float | None = None,
+) -> None:
+    """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
+    (usage), 130 (Ctrl-C)."""
+    from scn_deploy.pipeline import run
+
+    tile = _parse_tile(common.tile)
+    _check_device(common.device)
+    if not common.inputs:
+        raise fail("give at least one INPUT file or folder", 2)
+    request = RunRequest(
+        task=task,
+        inputs=common.inputs,
+        model=model_path,
+        out=common.out,
+        engine=common.engine.value,
+        device=common.device,
+        fp16=common.fp16,
+        num_scales=common.scales,
+        tile=tile,  # type: ignore[arg-type]
+        tile_overlap=common.tile_overlap,
+        batch=common.batch,
+        tta=common.tta,
+        memory_budget=common.tile_memory << 20 if common.tile_memory else None,
+        level=level,
+        outscale=outscale,
+        fmt=common.fmt.value if common.fmt else None,
+        jpeg_quality=common.jpeg_quality,
+        suffix=common.suffix,
+        recursive=common.recursive,
+        overwrite=common.overwrite,
+        dry_run=common.dry_run,
+        max_pixels=common.max_pixels or None,
+    )
+    try:
+        with RichReporter(common.quiet) as reporter:
+            summary = run(request, reporter)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    except ScnError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: files written so far are complete; no partial outputs are left")
+        raise typer.Exit(130) from None
+    _report(summary, common)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _report(summary: RunSummary, common: Common) -> None:
+    if common.as_json:
+        sys.stdout.write(json.dumps(summary.to_json()) + "\n")
+        sys.stdout.flush()
+    if common.quiet and not summary.failed:
+        return
+    verb = "would write" if summary.dry_run else "wrote"
+    n_out = len(summary.outputs)
+    parts = [f"{verb} {n_out} file{'s' if n_out != 1 else ''}"]
+    if summary.skipped:
+        parts.append(f"skipped {len(summary.skipped)}")
+    if summary.failed:
+        parts.append(f"[bold red]failed {len(summary.failed)}[/]")
+    engine = f" with {summary.engine} on {summary.device}" if summary.engine else ""
+    err.print(f"{', '.join(parts)} in {summary.seconds:.1f} s{engine}", highlight=False)

@@ -1,0 +1,87 @@
+"""`scn upscale`: super-resolution of image files and folders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from scn_deploy.cli.app import app, fail
+from scn_deploy.cli.restoring import (
+    AsJson,
+    Batch,
+    Common,
+    Device,
+    DryRun,
+    Engine,
+    EngineOpt,
+    FormatOpt,
+    Fp16,
+    Inputs,
+    JpegQuality,
+    MaxPixels,
+    Model,
+    Out,
+    Overwrite,
+    Quiet,
+    Recursive,
+    Scales,
+    Suffix,
+    Tile,
+    TileMemory,
+    TileOverlap,
+    Tta,
+    execute,
+    load_spec,
+)
+from scn_deploy.imageio import DEFAULT_MAX_PIXELS
+
+
+@app.command()
+def upscale(
+    inputs: Inputs,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            help="Upscaling factor 2, 3 or 4 (default: the --model's, else 4 from the zoo)."
+        ),
+    ] = None,
+    outscale: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Final scale of the output, resized (bicubic, or area when shrinking) from "
+            "the model's output, e.g. 3.5 with an x4 model.",
+        ),
+    ] = None,
+    out: Out = None,
+    model: Model = None,
+    tile: Tile = "auto",
+    tile_overlap: TileOverlap = None,
+    tile_memory: TileMemory = None,
+    batch: Batch = 1,
+    engine: EngineOpt = Engine.auto,
+    device: Device = "cpu",
+    fp16: Fp16 = False,
+    scales: Scales = None,
+    tta: Tta = False,
+    recursive: Recursive = False,
+    suffix: Suffix = None,
+    fmt: FormatOpt = None,
+    jpeg_quality: JpegQuality = 95,
+    overwrite: Overwrite = False,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
+    if scale is not None and scale not in (2, 3, 4):
+        raise fail(f"--scale must be 2, 3 or 4, got {scale}", 2)
+    path, spec = load_spec(model, "sr", scale or 4)
+    if scale is not None and spec.scale != scale:
+        raise fail(
+            f"{path} upscales x{spec.scale}, not x{scale} (drop --scale or pick another model)", 2
+        )
+    common = Common.pick(locals())
+    execute(common, task="sr", model_path=path, outscale=outscale)

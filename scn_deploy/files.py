@@ -1,0 +1,248 @@
+"""Files for the restoration commands: finding inputs, naming outputs, writing atomically.
+
+* `collect_sources` expands the command line's INPUT arguments: files as given, folders to
+  the images inside (by extension; hidden files/folders and non-images ignored; sub-folders
+  with `recursive`, without following symbolic links to folders).
+* `plan_outputs` names each output (`NAME_x4.png` style) in OUT (sub-folders mirrored) or
+  beside its input, and refuses names that would write over an input, collide with another
+  output, or leave OUT (through a symbolic link inside OUT).
+* `atomic_write` writes to a temporary name in the target folder and renames it into place,
+  so an interrupted run never leaves a partial file under an output name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from scn_deploy.errors import ScnError
+from scn_deploy.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS
+
+__all__ = [
+    "Job",
+    "Problem",
+    "Source",
+    "atomic_write",
+    "collect_sources",
+    "is_inside",
+    "plan_outputs",
+]
+
+# The process umask (mkstemp creates files 0600; outputs should get the usual permissions).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An input image: its path, the folder argument it came from (None for a file
+    argument) and its path relative to that folder (the bare name for a file argument)."""
+
+    path: Path
+    root: Path | None
+    relative: Path
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and the output it will be written to."""
+
+    source: Source
+    output: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A path that cannot be processed, and why (reported, never fatal for the others)."""
+
+    path: Path
+    reason: str
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        if exclude is not None and here.resolve() == exclude:
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        found.extend(here / f for f in filenames if _is_image_name(f))
+    return sorted(found)
+
+
+def collect_sources(
+    inputs: Sequence[Path], *, recursive: bool = False, exclude: Path | None = None
+) -> tuple[list[Source], list[Problem]]:
+    """Expand INPUT arguments into image sources (and problems: missing paths, empty folders).
+
+    A file argument is taken whatever its extension (its content decides later); inside a
+    folder only image extensions count. `exclude` (the output folder) is never searched.
+    The same file named twice is processed once.
+    """
+    sources: list[Source] = []
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    skip = exclude.resolve() if exclude is not None else None
+
+    def add(source: Source) -> None:
+        key = source.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            sources.append(source)
+
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_dir():
+            images = _walk(path, recursive, skip)
+            if not images:
+                where = "in the folder or its sub-folders" if recursive else "in the folder"
+                exts = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
+                problems.append(Problem(path, f"no images found {where} (looked for {exts})"))
+            for image in images:
+                add(Source(image, path, image.relative_to(path)))
+        elif path.is_file():
+            add(Source(path, None, Path(path.name)))
+        elif path.is_symlink():
+            problems.append(Problem(path, "broken symbolic link"))
+        elif path.exists():
+            problems.append(Problem(path, "not a regular file or folder"))
+        else:
+            problems.append(Problem(path, "file not found"))
+    return sources, problems
+
+
+def _real(path: Path) -> Path:
+    """`path` with its folder resolved (symbolic links, "..") but not its last component:
+    the directory entry that a write would replace."""
+    return path.parent.resolve() / path.name
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether the directory entry `path` lies inside `root` (links resolved)."""
+    return _real(path).is_relative_to(root.resolve())
+
+
+def output_is_file(out: Path | None, sources: Sequence[Source]) -> bool:
+    """Whether OUT names a single output file (one file argument, OUT with an image suffix)."""
+    return (
+        out is not None
+        and len(sources) == 1
+        and sources[0].root is None
+        and out.suffix.lower() in IMAGE_EXTENSIONS
+        and not out.is_dir()
+    )
+
+
+def plan_outputs(
+    sources: Sequence[Source],
+    *,
+    out: Path | None,
+    suffix: str,
+    fmt: str,
+    overwrite: bool = False,
+) -> tuple[list[Job], list[Problem], list[Problem]]:
+    """Name every output; returns (jobs, problems, dropped).
+
+    OUT is a folder (created later), or a file name when there is exactly one file input
+    and OUT ends in an image extension. Without OUT each output goes beside its input.
+    Outputs are `<stem><suffix><ext>`; sources found in folders keep their sub-folder below
+    OUT. Two inputs that would share an output name are told apart by the input's extension
+    (`a.png`, `a.jpg` -> `a_x4.png`, `a_png_x4.png`).
+
+    An input is never written over: an output that would be one of the inputs is refused
+    (a problem), and so is one that leaves OUT through a symbolic link. With a non-empty
+    suffix, inputs named like another input's output (`a_x4.png` beside `a.png`: a previous
+    run's result) are dropped, not processed; their original's job keeps that output name,
+    so it is skipped as existing, or refused with `overwrite`.
+    """
+    ext = OUTPUT_FORMATS[fmt]
+    single = output_is_file(out, sources)
+
+    def candidates(source: Source) -> tuple[list[Path], Path]:
+        if single:
+            assert out is not None
+            return [out], out.parent
+        folder = (out / source.relative.parent) if out is not None else source.path.parent
+        stem = source.relative.stem
+        kind = source.path.suffix.lower().lstrip(".") or "noext"
+        names = [folder / f"{stem}{suffix}{ext}", folder / f"{stem}_{kind}{suffix}{ext}"]
+        return names, (out if out is not None else source.path.parent)
+
+    inputs = {_real(s.path) for s in sources}
+    primary = {_real(candidates(s)[0][0]): s for s in reversed(sources)}
+    previous = {_real(s.path) for s in sources if suffix and primary.get(_real(s.path), s) is not s}
+    dropped = [
+        Problem(s.path, f"looks like the output of {primary[_real(s.path)].path}; not processed")
+        for s in sources
+        if _real(s.path) in previous
+    ]
+    jobs: list[Job] = []
+    problems: list[Problem] = []
+    taken: dict[Path, Source] = {}
+    for source in sources:
+        if _real(source.path) in previous:
+            continue
+        names, root = candidates(source)
+        if not is_inside(names[0], root):
+            problems.append(Problem(source.path, f"output {names[0]} would leave {root}"))
+            continue
+        first = _real(names[0])
+        if first in previous and primary[first] is source:
+            if overwrite:
+                problems.append(Problem(source.path, f"output {names[0]} is also an input"))
+            else:
+                taken[first] = source
+                jobs.append(Job(source, names[0]))
+            continue
+        if first in inputs and first not in previous:
+            why = "would overwrite an input (give --suffix, --format or -o)"
+            problems.append(Problem(source.path, f"output {names[0]} {why}"))
+            continue
+        chosen = next((n for n in names if _real(n) not in inputs and _real(n) not in taken), None)
+        if chosen is None:
+            owner = taken.get(first) or primary[first]
+            why = f"collides with the output of {owner.path}"
+            problems.append(Problem(source.path, f"output {names[0]} {why}"))
+            continue
+        taken[_real(chosen)] = source
+        jobs.append(Job(source, chosen))
+    return jobs, problems, dropped
+
+
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and a rename.
+
+    `data` is the bytes, or a function that writes them into the (seekable) temporary file.
+    Missing parent folders are created. On any error (or Ctrl-C) the temporary file is
+    removed and `path` is untouched. Raises `ScnError` for OS errors.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ScnError(f"{path}: cannot create file ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise ScnError(f"{path}: cannot write file ({exc.strerror or exc})") from exc
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,447 @@
+"""Restore files and folders: decode -> restore (tiled) -> encode, overlapped in threads.
+
+`run(request)` is what `scn upscale | denoise | deblock` call. It expands the inputs
+(`scn_deploy.files`), loads the engine once, then streams the files through three stages:
+a decode thread (header check, decode, JPEG quality estimate) prefetches the next image
+while the main thread runs the network tile by tile into a preallocated output, and an
+encode thread encodes and writes the previous result atomically. Queues hold one image
+each, so at most three images are alive at once. A file that fails at any stage is
+recorded with its reason and the others go on. Ctrl-C stops decoding and inference at once;
+the result already restored is still written (whole), and nothing partial is left.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import cv2
+
+from scn_deploy.arch.config import ModelSpec
+from scn_deploy.errors import ScnError
+from scn_deploy.files import (
+    Job,
+    Problem,
+    atomic_write,
+    collect_sources,
+    output_is_file,
+    plan_outputs,
+)
+from scn_deploy.imageio import (
+    DEFAULT_MAX_PIXELS,
+    Picture,
+    load_image,
+    probe_image,
+    write_image_to,
+)
+from scn_deploy.restore import RestoreOptions, Restorer
+
+__all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
+
+
+def default_suffix(task: str, scale: int = 1, outscale: float | None = None) -> str:
+    """`_x4` for super-resolution (`_x2.5` with --outscale 2.5), `_denoised`, `_deblocked`."""
+    if task == "sr":
+        return f"_x{outscale if outscale is not None else scale:g}"
+    return {"denoise": "_denoised", "deblock": "_deblocked"}[task]
+
+
+@dataclass
+class RunRequest:
+    """Everything one restoration command needs.
+
+    Attributes:
+        task: "sr", "denoise" or "deblock" (the model must be of this task).
+        inputs: files and/or folders.
+        model: a model file (.safetensors or .onnx), already resolved.
+        out: output folder, or file for a single input; None = beside each input.
+        level: noise sigma (denoise) or JPEG quality (deblock) for a conditioned model;
+            None for deblock = estimate each JPEG's quality from its tables.
+        outscale: final scale of an SR output (resized from the model's), None = model's.
+        fmt: output format (png, jpg, webp, tiff); None = png, or OUT's extension.
+        suffix: output name suffix; None = `default_suffix`.
+        max_pixels: refuse images whose header declares more pixels (None: no limit).
+        memory_budget: bytes per forward pass for tile="auto" (None: device default).
+    """
+
+    task: str
+    inputs: list[Path]
+    model: Path
+    out: Path | None = None
+    engine: str = "auto"
+    device: str = "cpu"
+    fp16: bool = False
+    num_scales: int | None = None
+    tile: int | Literal["auto"] = "auto"
+    tile_overlap: int | None = None
+    batch: int = 1
+    tta: bool = False
+    memory_budget: int | None = None
+    level: float | None = None
+    outscale: float | None = None
+    fmt: str | None = None
+    jpeg_quality: int = 95
+    suffix: str | None = None
+    recursive: bool = False
+    overwrite: bool = False
+    dry_run: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class RunSummary:
+    """What happened; `to_json()` is the `--json` line."""
+
+    model: str
+    engine: str = ""
+    device: str = ""
+    dry_run: bool = False
+    processed: int = 0
+    outputs: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # input, output, why
+    failed: list[tuple[str, str]] = field(default_factory=list)  # path, error
+    notes: list[tuple[str, str]] = field(default_factory=list)  # path, note
+    seconds: float = 0.0
+    overlap: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "skipped": len(self.skipped),
+            "failed": [{"path": p, "error": e} for p, e in self.failed],
+            "outputs": self.outputs,
+            "seconds": round(self.seconds, 3),
+            "engine": self.engine,
+            "device": self.device,
+            "model": self.model,
+            "dry_run": self.dry_run,
+            "overlap": self.overlap,
+            "skipped_files": [{"path": p, "output": o, "reason": r} for p, o, r in self.skipped],
+            "notes": [{"path": p, "note": n} for p, n in self.notes],
+        }
+
+
+class Reporter:
+    """Progress and log hooks (no-ops here; the CLI draws bars and prints lines).
+
+    `file_done`, `failed` and `note` may be called from the encode thread.
+    """
+
+    def start(self, total: int) -> None: ...
+
+    def file_started(self, job: Job, width: int, height: int, plan: str) -> None: ...
+
+    def tiles(self, done: int, total: int) -> None: ...
+
+    def file_done(self, job: Job, seconds: float) -> None: ...
+
+    def skipped(self, path: Path, output: Path | None, reason: str) -> None: ...
+
+    def failed(self, path: Path, error: str) -> None: ...
+
+    def note(self, path: Path, message: str) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+
+@dataclass
+class _Decoded:
+    job: Job
+    picture: Picture | None = None
+    level: float | None = None
+    error: str | None = None
+    started: float = 0.0
+
+
+@dataclass
+class _Restored:
+    job: Job
+    picture: Picture
+    started: float
+
+
+def _error_text(path: Path, exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, ScnError) else f"{type(exc).__name__}: {exc}"
+    return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
+class _Run:
+    def __init__(self, request: RunRequest, spec: ModelSpec, reporter: Reporter) -> None:
+        self.request = request
+        self.spec = spec
+        self.reporter = reporter
+        self.summary = RunSummary(model=str(request.model), dry_run=request.dry_run)
+        self.lock = threading.Lock()
+        self.abort = threading.Event()
+
+    # -- bookkeeping (thread-safe) -----------------------------------------------------------
+    def fail(self, path: Path, error: str) -> None:
+        with self.lock:
+            self.summary.failed.append((str(path), error))
+        self.reporter.failed(path, error)
+
+    def note(self, path: Path, message: str) -> None:
+        with self.lock:
+            self.summary.notes.append((str(path), message))
+        self.reporter.note(path, message)
+
+    # -- planning ----------------------------------------------------------------------------
+    def plan(self) -> list[Job]:
+        req = self.request
+        sources, problems = collect_sources(req.inputs, recursive=req.recursive, exclude=req.out)
+        fmt = req.fmt
+        if fmt is None:
+            single = output_is_file(req.out, sources)
+            fmt = _format_of(req.out) if single and req.out is not None else "png"
+        self.fmt = fmt
+        suffix = req.suffix
+        if suffix is None:
+            suffix = default_suffix(req.task, self.spec.scale, req.outscale)
+        jobs, refused, dropped = plan_outputs(
+            sources, out=req.out, suffix=suffix, fmt=fmt, overwrite=req.overwrite
+        )
+        for problem in [*problems, *refused]:
+            self.fail(problem.path, f"{problem.path}: {problem.reason}")
+        for problem in dropped:
+            self._skip(problem, None)
+        todo = []
+        for job in jobs:
+            exists = job.output.exists() or job.output.is_symlink()
+            if exists and not req.overwrite:
+                self._skip(Problem(job.source.path, "output exists (use --overwrite)"), job.output)
+            else:
+                todo.append(job)
+        return todo
+
+    def _skip(self, problem: Problem, output: Path | None) -> None:
+        self.summary.skipped.append((str(problem.path), str(output or ""), problem.reason))
+        self.reporter.skipped(problem.path, output, problem.reason)
+
+    # -- stage 1: decode ---------------------------------------------------------------------
+    def decode(self, job: Job) -> _Decoded:
+        started = time.perf_counter()
+        path = job.source.path
+        try:
+            picture = load_image(path, max_pixels=self.request.max_pixels)
+            for message in picture.notes:
+                self.note(path, message)
+            level = self.level_for(path, picture)
+        except Exception as exc:  # reported per file; the run goes on
+            return _Decoded(job, error=_error_text(path, exc), started=started)
+        return _Decoded(job, picture, level, started=started)
+
+    def level_for(self, path: Path, picture: Picture) -> float | None:
+        """The conditioning level for this file (estimating JPEG quality when needed)."""
+        req, spec = self.request, self.spec
+        if spec.task != "deblock" or req.level is not None:
+            return req.level if spec.conditioned else None
+        estimate = None
+        if picture.format == "JPEG":
+            from scn_deploy.jpeg_quality import JpegFormatError, estimate_jpeg_quality
+
+            try:
+                estimate = estimate_jpeg_quality(path)
+            except JpegFormatError as exc:
+                if spec.conditioned:
+                    raise ScnError(f"{path}: cannot estimate the JPEG quality ({exc})") from exc
+        if estimate is not None:
+            self.note(path, f"estimated JPEG {estimate.describe()}")
+        if not spec.conditioned:
+            return None
+        if estimate is None:
+            raise ScnError(
+                f"{path}: not a JPEG, so its quality cannot be estimated; give --quality"
+            )
+        lo, hi = spec.level_range or (estimate.quality, estimate.quality)
+        if not lo <= estimate.quality <= hi:
+            self.note(path, f"quality {estimate.quality} is outside the model's {lo:g}-{hi:g}")
+        return float(estimate.quality)
+
+    # -- stage 2: restore --------------------------------------------------------------------
+    def restore(self, restorer: Restorer, item: _Decoded) -> Picture:
+        assert item.picture is not None
+        pic, scale, req = item.picture, self.spec.scale, self.request
+        height, width = pic.pixels.shape[:2]
+        plan = restorer.plan(height, width)
+        if len(plan) > 1:
+            self.summary.overlap = plan.overlap
+        self.reporter.file_started(item.job, width, height, plan.describe())
+        pixels = restorer.restore(
+            pic.pixels, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
+        )
+        size = (width * scale, height * scale)
+        if req.outscale is not None and req.outscale != scale:
+            size = (max(1, round(width * req.outscale)), max(1, round(height * req.outscale)))
+            shrink = size[0] < pixels.shape[1]
+            pixels = cv2.resize(
+                pixels, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+            )
+        alpha = pic.alpha
+        if alpha is not None and alpha.shape[::-1] != size:
+            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_CUBIC)
+        return Picture(pixels, alpha, pic.icc_profile, pic.exif, pic.format)
+
+    # -- stage 3: encode ---------------------------------------------------------------------
+    def encode(self, item: _Restored) -> None:
+        path = item.job.source.path
+        notes: list[str] = []
+
+        def write(fh: BinaryIO) -> None:
+            notes.extend(
+                write_image_to(fh, item.picture, self.fmt, quality=self.request.jpeg_quality)
+            )
+
+        try:
+            atomic_write(item.job.output, write)
+        except Exception as exc:
+            self.fail(path, _error_text(path, exc))
+            return
+        for message in notes:
+            self.note(path, message)
+        with self.lock:
+            self.summary.processed += 1
+            self.summary.outputs.append(str(item.job.output))
+        self.reporter.file_done(item.job, time.perf_counter() - item.started)
+
+    # -- the three stages together -----------------------------------------------------------
+    def execute(self, jobs: list[Job], restorer: Restorer) -> None:
+        decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=1)
+        restored: queue.Queue[_Restored | None] = queue.Queue(maxsize=1)
+
+        def put(q: queue.Queue[Any], item: object) -> bool:
+            while not self.abort.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def decoder() -> None:
+            for job in jobs:
+                if self.abort.is_set() or not put(decoded, self.decode(job)):
+                    return
+            put(decoded, None)
+
+        def encoder() -> None:  # on abort it still writes what was already restored
+            while (item := restored.get()) is not None:
+                self.encode(item)
+
+        threads = [
+            threading.Thread(target=decoder, name="scn-decode", daemon=True),
+            threading.Thread(target=encoder, name="scn-encode", daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for item in _drain(decoded):
+                if item.error is not None:
+                    self.fail(item.job.source.path, item.error)
+                    continue
+                try:
+                    picture = self.restore(restorer, item)
+                except Exception as exc:  # e.g. out of memory on one huge image
+                    self.fail(item.job.source.path, _error_text(item.job.source.path, exc))
+                    continue
+                finally:
+                    item.picture = None  # the input is not needed while the output encodes
+                put(restored, _Restored(item.job, picture, item.started))
+                del picture
+            restored.put(None)
+        except BaseException:
+            self.abort.set()
+            raise
+        finally:
+            if self.abort.is_set():
+                _clear(decoded)
+                restored.put(None)
+            for t in threads:
+                t.join()
+
+
+def _drain(q: queue.Queue[_Decoded | None]) -> Iterator[_Decoded]:
+    while (item := q.get()) is not None:
+        yield item
+
+
+def _clear(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+def _format_of(path: Path) -> str:
+    ext = path.suffix.lower()
+    return {".jpeg": "jpg", ".jpg": "jpg", ".tif": "tiff", ".tiff": "tiff"}.get(ext, ext[1:])
+
+
+def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
+    """Restore every image of `request.inputs`; never raises for a bad input file.
+
+    Raises `ScnError` (ConfigError / ModelFileError) only for what stops the whole run: an
+    unusable model or engine. Bad files end up in `RunSummary.failed`.
+    """
+    from scn_deploy.modelfile import read_spec
+
+    started = time.perf_counter()
+    reporter = reporter or Reporter()
+    spec = _spec_of(request.model, read_spec)
+    state = _Run(request, spec, reporter)
+    jobs = state.plan()
+    summary = state.summary
+    if request.dry_run:
+        for job in jobs:
+            try:
+                header = probe_image(job.source.path, max_pixels=request.max_pixels)
+            except ScnError as exc:
+                state.fail(job.source.path, str(exc))
+                continue
+            summary.outputs.append(str(job.output))
+            reporter.info(
+                f"would write {job.output} ({header.width}x{header.height} {header.format})"
+            )
+        summary.seconds = time.perf_counter() - started
+        return summary
+    if jobs:  # load the engine only when there is work for it
+        restorer = _restorer(request)
+        summary.engine, summary.device = restorer.engine.name, restorer.engine.device
+        reporter.start(len(jobs))
+        state.execute(jobs, restorer)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
+    if model.suffix.lower() == ".onnx":
+        from scn_deploy.engines.base import load_engine
+
+        return load_engine(model, engine="onnx").spec
+    return read_spec(model)
+
+
+def _restorer(request: RunRequest) -> Restorer:
+    from scn_deploy.engines.base import load_engine
+
+    engine = load_engine(
+        request.model,
+        engine=request.engine,
+        device=request.device,
+        num_scales=request.num_scales,
+        fp16=request.fp16,
+    )
+    options = RestoreOptions(
+        tile=request.tile,
+        tile_overlap=request.tile_overlap,
+        batch=request.batch,
+        tta=request.tta,
+        memory_budget=request.memory_budget,
+        extrapolate_level=True,
+    )
+    return Restorer(engine, options)

@@ -1,0 +1,572 @@
+"""Tiled inference: plan overlapping tiles, run them in batches, keep each tile's core.
+
+An image too large for one forward pass is cut into a grid of *cores* that partition it. Each
+core is run with `overlap` pixels of real image context on every side (its *window*, clipped
+at the image border), and only the core of each output is kept, so no kept pixel is ever
+computed near an artificial tile edge. The result equals the whole-image output when the
+overlap covers the network's receptive field and every window sees the same feature pyramid:
+
+* **Receptive field.** `measure_receptive_field` perturbs one pixel of a textured canvas and
+  finds the farthest output pixel that moves by more than 1e-3 of a grey level;
+  `default_overlap` (that radius + 2, rounded to the alignment) is the overlap used unless
+  one is given. When measuring would be too slow (very large models on CPU), the analytic
+  bound `receptive_field_bound` is used instead.
+* **Pyramid alignment.** SCN downsamples its features by a ratio p/q per level, to
+  ceil(size * p/q). A window whose origin and size are multiples of q**(levels - 1)
+  (`pyramid_alignment`) has a pyramid that is exactly a sub-grid of the image's pyramid.
+  Cores and the overlap are rounded to that multiple, so windows start aligned; a window that
+  ends at the bottom/right border, and a whole image of any size, is mirror-padded up to the
+  next multiple and the padding cropped from the output. Whole-image and tiled inference
+  both go through `run_tiles`, so they make the same forward passes up to the context.
+
+Cores are handed to a `store` callback as soon as they are computed (the caller writes them
+into a preallocated output), windows are fetched one batch at a time (`fetch`), so memory
+grows with the tile size, not with the image. `TilePlanner` makes the plan, `run_tiles` runs
+it, `run_tiled` is the NCHW convenience. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scn_deploy.arch.config import ModelSpec, SCNConfig
+from scn_deploy.engines.base import Engine
+from scn_deploy.errors import ConfigError, ScnError
+
+__all__ = [
+    "DIHEDRAL",
+    "Span",
+    "Tile",
+    "TilePlanner",
+    "activation_bytes_per_pixel",
+    "auto_tile",
+    "default_memory_budget",
+    "default_overlap",
+    "dihedral",
+    "dihedral_inverse",
+    "effective_levels",
+    "flops_per_input_pixel",
+    "measure_receptive_field",
+    "pyramid_alignment",
+    "receptive_field_bound",
+    "run_tiled",
+    "run_tiles",
+]
+
+# The eight dihedral transforms of the x8 self-ensemble (the paper's SCN+) as (rot90 k, flip).
+DIHEDRAL: list[tuple[int, bool]] = [(k, flip) for flip in (False, True) for k in range(4)]
+
+# A level map factory: (batch, height, width) -> (batch, 1, height, width) or None.
+LevelFn = Callable[[int, int, int], "np.ndarray | None"]
+
+# Output change (in [0, 1] units) that counts as "influenced": 1e-3 of an 8-bit grey level.
+RF_THRESHOLD = 1e-3 / 255.0
+# Largest canvas used to measure a receptive field, and the FLOPs we are willing to spend.
+RF_MAX_CANVAS = 1024
+RF_MAX_FLOPS = {"cpu": 4e11, "cuda": 4e13}
+
+
+def dihedral(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Apply one dihedral transform to the last two axes of an array."""
+    if flip:
+        x = x[..., ::-1]
+    return np.rot90(x, k, axes=(-2, -1))
+
+
+def dihedral_inverse(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    x = np.rot90(x, -k, axes=(-2, -1))
+    return x[..., ::-1] if flip else x
+
+
+# ---------------------------------------------------------------------------------------------
+# What the model config says: pyramid depth, alignment, receptive field, cost
+# ---------------------------------------------------------------------------------------------
+
+
+def effective_levels(cfg: SCNConfig, num_scales: int) -> int:
+    """Pyramid levels that reach the output (`SCN.effective_scales`: min(n, k*blocks + 1))."""
+    if num_scales <= 1:
+        return 1
+    return min(num_scales, cfg.scale_reach * cfg.num_blocks + 1)
+
+
+def pyramid_alignment(cfg: SCNConfig, num_scales: int) -> int:
+    """Window origins/sizes that keep a window's feature pyramid on the image's grid.
+
+    For a level ratio p/q, level l samples the image on a grid of step (q/p)**l anchored at
+    the window origin; the grids of a window and of the whole image coincide when the origin
+    and size are multiples of q**(levels - 1).
+    """
+    levels = effective_levels(cfg, num_scales)
+    return cfg.ratio_fraction.denominator ** (levels - 1)
+
+
+def receptive_field_bound(cfg: SCNConfig, num_scales: int) -> int:
+    """An upper bound on the receptive field radius (input pixels), from the architecture.
+
+    Per block a level-s feature reads the body (two 3x3 convs: 2 pixels of the source level)
+    of levels up to s+k and resamples them (1 pixel of the source level), i.e. at most 3
+    coarsest-level pixels; building the pyramid and the ceil-size rounding add one more
+    coarsest-level pixel each; head, tail and the 5x5 skip add 4 input pixels.
+    """
+    levels = effective_levels(cfg, num_scales)
+    coarsest = float(1 / cfg.ratio_fraction) ** (levels - 1)
+    return math.ceil(4 + (3 * cfg.num_blocks + 2) * coarsest)
+
+
+def _level_weights(cfg: SCNConfig, num_scales: int) -> list[float]:
+    """Area of each pyramid level relative to the input (1, ratio**2, ...)."""
+    r = float(cfg.ratio_fraction)
+    return [r ** (2 * level) for level in range(effective_levels(cfg, num_scales))]
+
+
+def flops_per_input_pixel(cfg: SCNConfig, num_scales: int) -> float:
+    """Convolution FLOPs (2 x MACs) per input pixel, from the config (no torch needed)."""
+    weights = _level_weights(cfg, num_scales)
+    pyramid = sum(weights)
+    c, hidden = cfg.num_features, cfg.hidden_features
+    c_in = cfg.in_channels + cfg.cond_channels
+    c_out = cfg.out_channels * cfg.upscale**2
+    macs = c_in * c * 9 + c * c_out * 9
+    if cfg.upscale > 1:
+        macs += c_in * c_out * 25
+    body = 2 * c * hidden * 9
+    cross = 0.0
+    if len(weights) > 1:  # one 1x1 conv per (level, offset), at the smaller of the two levels
+        for s in range(len(weights)):
+            for i in range(-cfg.scale_reach, cfg.scale_reach + 1):
+                j = s + i
+                if i != 0 and 0 <= j < len(weights):
+                    cross += c * c * weights[max(s, j)]
+    macs += cfg.num_blocks * (body * pyramid + cross)
+    return 2.0 * macs
+
+
+def activation_bytes_per_pixel(cfg: SCNConfig, num_scales: int, *, fp16: bool = False) -> float:
+    """Peak feature-map memory per input pixel of one forward pass (bytes, with headroom).
+
+    Live at the peak of a block: the pyramid, its residuals, the cross-scale sums and the new
+    pyramid (4 x C x pyramid area), the wide hidden activation and body output at full
+    resolution; plus the head input and the tail/skip/pixel-shuffle outputs; x1.5 for the
+    allocator and the engine's own buffers.
+    """
+    pyramid = sum(_level_weights(cfg, num_scales))
+    c = cfg.num_features
+    c_out = cfg.out_channels * cfg.upscale**2
+    floats = 4 * c * pyramid + cfg.hidden_features + c
+    floats += cfg.in_channels + cfg.cond_channels + 3 * c_out
+    return 1.5 * floats * (2 if fp16 else 4)
+
+
+def default_memory_budget(device: str = "cpu") -> int:
+    """Bytes that one forward pass may use: 1 GiB (at most a quarter of free RAM) on CPU,
+    half the free GPU memory on CUDA (2 GiB when that cannot be queried)."""
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            index = int(device.split(":")[1]) if ":" in device else 0
+            free, _total = torch.cuda.mem_get_info(index)
+            return int(free * 0.5)
+        except Exception:  # torch missing or no CUDA: fall back to a fixed budget
+            return 2 << 30
+    budget = 1 << 30
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        budget = min(budget, available // 4)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return max(budget, 64 << 20)
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def auto_tile(
+    spec: ModelSpec,
+    num_scales: int,
+    height: int,
+    width: int,
+    *,
+    overlap: int | Callable[[], int],
+    batch: int = 1,
+    memory_budget: int | None = None,
+    device: str = "cpu",
+    fp16: bool = False,
+) -> int:
+    """The largest tile (core side, input pixels) whose windows fit `memory_budget`.
+
+    Returns 0 (no tiling) when the whole image fits. Tiles are multiples of the pyramid
+    alignment and at least 32 pixels (or one alignment step). `overlap` may be a callable,
+    evaluated only when tiling is needed (measuring the receptive field costs a forward pass).
+    """
+    per_pixel = activation_bytes_per_pixel(spec.arch, num_scales, fp16=fp16)
+    budget = memory_budget if memory_budget is not None else default_memory_budget(device)
+    if height * width * per_pixel <= budget:
+        return 0
+    align = pyramid_alignment(spec.arch, num_scales)
+    side = int(math.sqrt(budget / (per_pixel * max(1, batch))))
+    context = overlap() if callable(overlap) else overlap
+    core = (side - 2 * context) // align * align
+    return max(core, _round_up(32, align))
+
+
+# ---------------------------------------------------------------------------------------------
+# Receptive field
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """A receptive field radius in input pixels and how it was obtained."""
+
+    radius: int
+    measured: bool
+    saturated: bool = False  # the influence reached the edge of the measuring canvas
+
+    def describe(self) -> str:
+        if not self.measured:
+            return f"{self.radius} px (architecture bound; too costly to measure here)"
+        if self.saturated:
+            return f">= {self.radius} px (reaches the {RF_MAX_CANVAS} px measuring canvas)"
+        return f"{self.radius} px (measured)"
+
+
+def _texture(size: int, channels: int, seed: int = 0) -> np.ndarray:
+    """A deterministic photo-like canvas: smoothed noise plus fine grain, in [0.1, 0.9]."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((channels, size // 8 + 2, size // 8 + 2))
+    smooth = np.kron(coarse, np.ones((8, 8)))[:, :size, :size]
+    grain = rng.random((channels, size, size))
+    return (0.1 + 0.8 * (0.7 * smooth + 0.3 * grain)).astype(np.float32)
+
+
+def _probe_level(spec: ModelSpec, n: int, h: int, w: int) -> np.ndarray | None:
+    if not spec.conditioned:
+        return None
+    assert spec.level_range is not None
+    lo, hi = spec.level_range
+    return np.full((n, 1, h, w), spec.condition_value((lo + hi) / 2), np.float32)
+
+
+def measure_receptive_field(
+    engine: Engine, *, threshold: float = RF_THRESHOLD, max_canvas: int = RF_MAX_CANVAS
+) -> ReceptiveField:
+    """Measure how far one input pixel influences the output (Chebyshev radius, input px).
+
+    Runs the engine once on a batch of two canvases that differ in the centre pixel and
+    returns the largest distance from it at which any output channel changes by more than
+    `threshold` (default 1e-3 of an 8-bit grey level). The canvas is twice the architecture
+    bound (capped at `max_canvas`); when that would cost more than `RF_MAX_FLOPS` for the
+    device, the bound itself is returned (`measured=False`).
+    """
+    spec = engine.spec
+    cfg = spec.arch
+    bound = receptive_field_bound(cfg, engine.num_scales)
+    align = pyramid_alignment(cfg, engine.num_scales)
+    size = min(_round_up(2 * bound + 2 * align + 1, align), _round_up(max_canvas, align))
+    device = "cuda" if str(engine.device).startswith("cuda") else "cpu"
+    if 2 * size * size * flops_per_input_pixel(cfg, engine.num_scales) > RF_MAX_FLOPS[device]:
+        return ReceptiveField(bound, measured=False)
+    base = _texture(size, spec.channels)
+    centre = size // 2
+    probe = base.copy()
+    probe[:, centre, centre] = np.where(base[:, centre, centre] > 0.5, 0.0, 1.0)
+    batch = np.stack([base, probe])
+    out = engine.infer(batch, _probe_level(spec, 2, size, size))
+    diff = np.abs(out[1] - out[0]).max(axis=0)
+    ys, xs = np.nonzero(diff > threshold)
+    if ys.size == 0:
+        return ReceptiveField(0, measured=True)
+    s = spec.scale
+    dist = np.maximum(np.abs(ys // s - centre), np.abs(xs // s - centre))
+    radius = int(dist.max())
+    return ReceptiveField(radius, measured=True, saturated=radius >= centre - align)
+
+
+_RF_CACHE: dict[tuple[object, ...], ReceptiveField] = {}
+
+
+def _engine_key(engine: Engine) -> tuple[object, ...]:
+    try:
+        mtime = os.stat(engine.source).st_mtime_ns
+    except OSError:
+        mtime = id(engine)
+    return (engine.name, engine.source, mtime, engine.num_scales, engine.precision, engine.device)
+
+
+def receptive_field(engine: Engine) -> ReceptiveField:
+    """`measure_receptive_field`, cached per model file, scales, precision and device."""
+    key = _engine_key(engine)
+    if key not in _RF_CACHE:
+        _RF_CACHE[key] = measure_receptive_field(engine)
+    return _RF_CACHE[key]
+
+
+def default_overlap(engine: Engine) -> int:
+    """The overlap used when none is given: the receptive field plus 2 pixels of margin,
+    rounded up to the pyramid alignment."""
+    align = pyramid_alignment(engine.spec.arch, engine.num_scales)
+    return _round_up(receptive_field(engine).radius + 2, align)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """One axis of a tile: the core [start, stop) and its window [lo, hi) (core + context)."""
+
+    start: int
+    stop: int
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A core to produce and the window of input that is run to produce it."""
+
+    index: int
+    y: Span
+    x: Span
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """Input rows/columns the engine sees."""
+        return slice(self.y.lo, self.y.hi), slice(self.x.lo, self.x.hi)
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return self.y.hi - self.y.lo, self.x.hi - self.x.lo
+
+    def core_in_window(self, scale: int = 1) -> tuple[slice, slice]:
+        """Where the core lies in the window's output."""
+        y, x = self.y, self.x
+        return (
+            slice((y.start - y.lo) * scale, (y.stop - y.lo) * scale),
+            slice((x.start - x.lo) * scale, (x.stop - x.lo) * scale),
+        )
+
+    def core_out(self, scale: int = 1) -> tuple[slice, slice]:
+        """Where the core lies in the full output."""
+        return (
+            slice(self.y.start * scale, self.y.stop * scale),
+            slice(self.x.start * scale, self.x.stop * scale),
+        )
+
+
+class TilePlanner:
+    """Cuts an image into tiles: cores that partition it, windows = core + overlap.
+
+    Args:
+        height, width: input size.
+        tile: core side in input pixels; 0 (or >= the image) = one tile for the whole image.
+        overlap: context on each side of a core, input pixels.
+        align: cores and overlap are rounded up to multiples of this (see `pyramid_alignment`).
+
+    The number of cores per axis is ceil(size / tile); cores are then made as equal as the
+    alignment allows, so most windows share one shape and batch together.
+    """
+
+    def __init__(
+        self, height: int, width: int, *, tile: int, overlap: int = 0, align: int = 1
+    ) -> None:
+        if height < 1 or width < 1:
+            raise ConfigError(f"cannot tile an empty image ({height}x{width})")
+        if tile < 0 or overlap < 0 or align < 1:
+            raise ConfigError(f"tile, overlap must be >= 0 (got {tile}, {overlap})")
+        self.height, self.width = height, width
+        self.align = align
+        self.overlap = _round_up(overlap, align)
+        self.tile = _round_up(tile, align) if tile else 0
+        ys, xs = self._spans(height), self._spans(width)
+        self.tiles = [
+            Tile(i * len(xs) + j, y, x) for i, y in enumerate(ys) for j, x in enumerate(xs)
+        ]
+
+    @classmethod
+    def for_engine(
+        cls, engine: Engine, height: int, width: int, *, tile: int, overlap: int | None = None
+    ) -> TilePlanner:
+        """A plan with the engine's alignment and (by default) its measured overlap."""
+        align = pyramid_alignment(engine.spec.arch, engine.num_scales)
+        if overlap is None:
+            overlap = default_overlap(engine) if tile and tile < max(height, width) else 0
+        return cls(height, width, tile=tile, overlap=overlap, align=align)
+
+    def _spans(self, size: int) -> list[Span]:
+        if not self.tile or self.tile >= size:
+            return [Span(0, size, 0, size)]
+        count = -(-size // self.tile)
+        step = _round_up(-(-size // count), self.align)
+        spans = []
+        for start in range(0, size, step):
+            stop = min(size, start + step)
+            spans.append(
+                Span(start, stop, max(0, start - self.overlap), min(size, stop + self.overlap))
+            )
+        return spans
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __iter__(self) -> Iterator[Tile]:
+        return iter(self.tiles)
+
+    def describe(self) -> str:
+        if len(self.tiles) == 1:
+            return "whole image"
+        rows = len({t.y for t in self.tiles})
+        cols = len(self.tiles) // rows
+        first = self.tiles[0]
+        core = f"{first.y.stop - first.y.start}x{first.x.stop - first.x.start}"
+        return f"{rows}x{cols} tiles of {core} px, overlap {self.overlap} px"
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+# ---------------------------------------------------------------------------------------------
+
+
+def _pad_to_alignment(x: np.ndarray, align: int) -> np.ndarray:
+    """Mirror-pad the bottom/right of an (N, C, h, w) window to multiples of `align`.
+
+    Only windows that end at the image's bottom/right border can be unaligned; the padding
+    gives them (and a whole image of any size) the exact pyramid of an aligned image, the one
+    every other window sees. The padded rows/columns are outside every core and are cropped.
+    """
+    pad_h, pad_w = (-x.shape[-2]) % align, (-x.shape[-1]) % align
+    if not pad_h and not pad_w:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="symmetric")
+
+
+@dataclass
+class _Pending:
+    tile: Tile
+    k: int
+    flip: bool
+    x: np.ndarray
+
+
+def run_tiles(
+    engine: Engine,
+    tiles: Sequence[Tile],
+    fetch: Callable[[Tile], np.ndarray],
+    store: Callable[[Tile, np.ndarray], None],
+    *,
+    level_fn: LevelFn | None = None,
+    batch: int = 1,
+    tta: bool = False,
+    on_tile: Callable[[Tile], None] | None = None,
+) -> None:
+    """Run `tiles` through `engine` and hand each core's output to `store`.
+
+    `fetch(tile)` returns the window as (N, C, h, w) float32 (N >= 1: e.g. one item per
+    channel for a gray model on a colour image). Consecutive windows of the same shape are
+    stacked, up to `batch` windows per forward pass. With `tta`, each window runs under the
+    eight dihedral transforms and the core outputs are averaged. `store(tile, y)` receives
+    the core of the output, (N, C, h_core * scale, w_core * scale) float32, not clamped;
+    `on_tile(tile)` is called after each store (progress).
+    """
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    scale = engine.spec.scale
+    align = pyramid_alignment(engine.spec.arch, engine.num_scales)
+    transforms = DIHEDRAL if tta else [(0, False)]
+    sums: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    pending: list[_Pending] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        xs = pending[0].x if len(pending) == 1 else np.concatenate([p.x for p in pending])
+        n, _, h, w = xs.shape
+        level = level_fn(n, h, w) if level_fn is not None else None
+        ys = engine.infer(np.ascontiguousarray(xs, np.float32), level)
+        expected = (n, engine.spec.arch.out_channels, h * scale, w * scale)
+        if ys.shape != expected:
+            raise ScnError(
+                f"{engine.name} engine returned {ys.shape} for {xs.shape}, not {expected}"
+            )
+        offset = 0
+        for p in pending:
+            m = p.x.shape[0]
+            y = dihedral_inverse(ys[offset : offset + m], p.k, p.flip)
+            offset += m
+            core = y[(..., *p.tile.core_in_window(scale))]
+            index = p.tile.index
+            if index in sums:
+                sums[index] += core
+            else:
+                sums[index] = np.array(core, np.float32)
+            counts[index] = counts.get(index, 0) + 1
+            if counts[index] == len(transforms):
+                result = sums.pop(index)
+                del counts[index]
+                if len(transforms) > 1:
+                    result /= len(transforms)
+                store(p.tile, result)
+                if on_tile is not None:
+                    on_tile(p.tile)
+        pending.clear()
+
+    for tile in tiles:
+        x = _pad_to_alignment(fetch(tile), align)
+        for k, flip in transforms:
+            xt = dihedral(x, k, flip)
+            if pending and (xt.shape != pending[0].x.shape or len(pending) >= batch):
+                flush()
+            pending.append(_Pending(tile, k, flip, xt))
+    flush()
+
+
+def run_tiled(
+    engine: Engine,
+    x: np.ndarray,
+    *,
+    level_map: Callable[[int, int, int, float | None], np.ndarray | None] | None = None,
+    level: float | None = None,
+    tile: int,
+    overlap: int | None = None,
+    batch: int = 1,
+    tta: bool = False,
+) -> np.ndarray:
+    """Tiled `engine.infer` for an NCHW float32 batch: same result, bounded working memory.
+
+    Args:
+        level_map: `(batch, h, w, level) -> map or None` (e.g. `Restorer._level_map`).
+        tile: core side in input pixels (0: whole image).
+        overlap: context pixels per side (None: `default_overlap(engine)`).
+        batch: windows per forward pass.
+    Returns (N, C_out, H*s, W*s) float32, not clamped.
+    """
+    n, _, height, width = x.shape
+    plan = TilePlanner.for_engine(engine, height, width, tile=tile, overlap=overlap)
+    s = engine.spec.scale
+    out = np.empty((n, engine.spec.arch.out_channels, height * s, width * s), np.float32)
+
+    def fetch(t: Tile) -> np.ndarray:
+        return x[(..., *t.window)]
+
+    def store(t: Tile, y: np.ndarray) -> None:
+        out[(..., *t.core_out(s))] = y
+
+    level_fn = None
+    if level_map is not None:
+
+        def level_fn(b: int, h: int, w: int) -> np.ndarray | None:
+            return level_map(b, h, w, level)
+
+    run_tiles(engine, plan.tiles, fetch, store, level_fn=level_fn, batch=batch, tta=tta)
+    return out
