@@ -1,0 +1,119 @@
+"""Write a zoo model's card (models/NAME.md) and results file (models/NAME.json).
+
+Everything in the card comes from the model file itself (architecture, training summary) and
+from `scn eval --json` files measured for it; the CPU speed is measured here.
+
+Usage:
+    python benchmarks/zoo_card.py NAME --eval RESULT.json [--eval ...] [--note TEXT]
+        [--command "the scn eval command lines"] [--time-size 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import load_runs, markdown_tables
+
+from scn_deploy.engines import load_engine
+from scn_deploy.info import summarize_file
+from scn_deploy.zoo import zoo_path
+
+
+def cpu_seconds_per_output_mp(path: Path, size: int, repeats: int = 3) -> float:
+    """Wall seconds per output megapixel of the torch engine on this CPU (best of repeats)."""
+    engine = load_engine(path, engine="torch")
+    c = engine.spec.channels
+    x = np.random.default_rng(0).random((1, c, size, size), dtype=np.float32)
+    level = None
+    if engine.spec.conditioned:
+        lo, hi = engine.spec.level_range or (0, 0)
+        level = np.full((1, 1, size, size), engine.spec.condition_value((lo + hi) / 2), np.float32)
+    engine.infer(x, level)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        engine.infer(x, level)
+        best = min(best, time.perf_counter() - t)
+    out_mp = (size * engine.spec.scale) ** 2 / 1e6
+    return best / out_mp
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name")
+    parser.add_argument("--eval", nargs="+", default=[], help="scn eval --json files")
+    parser.add_argument("--command", action="append", default=[], help="commands that made them")
+    parser.add_argument("--note", action="append", default=[], help="extra lines for the card")
+    parser.add_argument("--time-size", type=int, default=256)
+    args = parser.parse_args()
+
+    path = zoo_path(args.name)
+    summary = summarize_file(path)
+    spec = summary.spec
+    runs = load_runs(args.eval)
+    speed = cpu_seconds_per_output_mp(path, args.time_size)
+    cpu = f"{platform.machine()}, {os.cpu_count()} cores"
+    results = {
+        "name": args.name,
+        "description": spec.describe(),
+        "params": summary.params,
+        "cpu_seconds_per_output_mp": round(speed, 3),
+        "cpu": cpu,
+        "evaluations": runs,
+    }
+    path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+
+    t = spec.training
+    arch = spec.arch
+    lines = [
+        f"# {args.name}: {spec.describe()}",
+        "",
+        f"File: `{path.name}` (self-describing safetensors; `scn info {path}` prints all of this).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| task | {spec.task} (x{spec.scale}) |"
+        if spec.task == "sr"
+        else f"| task | {spec.task} |",
+        f"| preset | {spec.preset} ({arch.num_blocks} blocks, {arch.num_features} features, "
+        f"x{arch.width_multiplier:g} width) |",
+        f"| pyramid | {arch.num_scales} scales trained, ratio {arch.ratio_fraction}, scale "
+        f"kernel {arch.scale_kernel}, {arch.resample} resampling |",
+        f"| channels | {arch.in_channels} in / {arch.out_channels} out |",
+        f"| parameters | {summary.params:,} |",
+        f"| conv GFLOP per output MP | {summary.flops_per_mp / 1e9:,.0f} |"
+        if summary.flops_per_mp
+        else "| conv GFLOP per output MP | n/a |",
+        f"| CPU seconds per output MP | {speed:.2f} (torch fp32, {cpu}, "
+        f"{args.time_size}x{args.time_size} input) |",
+        f"| training data | {', '.join(Path(d).name for d in t.get('data', []))} "
+        f"({t.get('train_images', '?')} images; {t.get('val_images', '?')} held out for "
+        "validation) |",
+        f"| steps / batch / patch | {t.get('steps')} / {t.get('batch')} / {t.get('patch')} (LR) |",
+        f"| hardware / wall time | {t.get('device')} / {t.get('seconds', 0) / 3600:.2f} h of "
+        "training steps |",
+        f"| initialised from | {t.get('init') or 'scratch'} |",
+        "",
+        "## Measured (scn eval, PSNR/SSIM on Y)",
+        "",
+        markdown_tables(runs),
+    ]
+    if args.command:
+        lines += ["Commands:", "", "```bash", *args.command, "```", ""]
+    lines += args.note
+    path.with_suffix(".md").write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
