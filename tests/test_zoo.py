@@ -1,0 +1,45 @@
+"""Every shipped zoo model loads, matches its card, has its ONNX export, and beats its input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from scn_deploy.degrade import bicubic_degrade, imresize
+from scn_deploy.engines import load_engine
+from scn_deploy.metrics import psnr
+from scn_deploy.restore import Restorer, to_dtype
+from scn_deploy.zoo import list_zoo
+
+ENTRIES = list_zoo()
+
+
+def test_the_zoo_ships_an_sr_x2_model() -> None:
+    assert "sr-x2" in [e.name for e in ENTRIES]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_zoo_model_matches_card_and_export(entry) -> None:
+    card = entry.path.with_suffix(".md")
+    assert card.exists(), f"{entry.name} has no model card"
+    results = json.loads(entry.path.with_suffix(".json").read_text())
+    assert results["description"] == entry.spec.describe()
+    assert entry.spec.training.get("steps", 0) > 0
+    onnx_engine = load_engine(entry.path, engine="onnx")  # the committed export
+    assert onnx_engine.spec.to_dict() == entry.spec.to_dict()
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.spec.task == "sr"], ids=lambda e: e.name)
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -> None:
+    if engine == "torch":
+        pytest.importorskip("torch")
+    s = entry.spec.scale
+    hr = photo_rgb[96 : 96 + 120, 160 : 160 + 120]
+    lr = bicubic_degrade(hr, s)
+    out = to_dtype(Restorer(load_engine(entry.path, engine=engine)).restore(lr), np.uint8)
+    baseline = imresize(lr, scale=s)
+    gain = psnr(out, hr, crop_border=s) - psnr(baseline, hr, crop_border=s)
+    assert gain > 0.5, f"{entry.name} ({engine}) gains only {gain:.2f} dB over bicubic"
