@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from scn_deploy.atomic import atomic_write
 from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, imresize, jpeg_compress, modcrop
-from scn_deploy.errors import ConfigError, DataError, ScnError
+from scn_deploy.errors import ConfigError, DataError
 from scn_deploy.imageio import list_images, read_image, write_image
 from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
 
@@ -253,19 +253,7 @@ def write_json(result: EvalResult, path: str | os.PathLike[str]) -> Path:
     """Write ``result.to_dict()`` as indented JSON, atomically (temp file, then rename)."""
     p = Path(path)
     text = json.dumps(result.to_dict(), indent=2) + "\n"
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as exc:
-        raise ScnError(f"{p}: cannot create file ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ScnError(f"{p}: cannot write file ({exc.strerror or exc})") from exc
+    atomic_write(p, text.encode("utf-8"))
     return p
 
 

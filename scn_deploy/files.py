@@ -13,13 +13,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from scn_deploy.errors import ScnError
+from scn_deploy.atomic import atomic_write
 from scn_deploy.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS
 
 __all__ = [
@@ -31,10 +29,6 @@ __all__ = [
     "is_inside",
     "plan_outputs",
 ]
-
-# The process umask (mkstemp creates files 0600; outputs should get the usual permissions).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -216,33 +210,3 @@ def plan_outputs(
         taken[_real(chosen)] = source
         jobs.append(Job(source, chosen))
     return jobs, problems, dropped
-
-
-def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and a rename.
-
-    `data` is the bytes, or a function that writes them into the (seekable) temporary file.
-    Missing parent folders are created. On any error (or Ctrl-C) the temporary file is
-    removed and `path` is untouched. Raises `ScnError` for OS errors.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ScnError(f"{path}: cannot create file ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "w+b") as fh:
-            if callable(data):
-                data(fh)
-            else:
-                fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise ScnError(f"{path}: cannot write file ({exc.strerror or exc})") from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from scn_deploy.atomic import atomic_write
 from scn_deploy.errors import DataError, ImageReadError, ScnError
 
 __all__ = [
@@ -50,8 +50,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 # The process umask, so that atomically written files get normal permissions (mkstemp uses 0600).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -123,24 +121,7 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
     if not ok:
         raise ScnError(f"{p}: OpenCV could not encode a {arr.dtype} {arr.shape} image as {ext}")
 
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    except OSError as exc:
-        raise ScnError(f"{p}: cannot create file ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
-        os.replace(tmp_name, p)
-    except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise ScnError(f"{p}: cannot write file ({exc.strerror or exc})") from exc
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(p, buf.tobytes())
 
 
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:

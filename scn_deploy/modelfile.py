@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scn_deploy.arch.config import ModelSpec
+from scn_deploy.atomic import atomic_write
 from scn_deploy.errors import ConfigError, ModelFileError
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def save_model(
         half: store float16 weights (halves the file; check the PSNR cost before shipping).
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from scn_deploy import __version__
 
@@ -104,14 +104,7 @@ def save_model(
     dtype = torch.float16 if half else torch.float32
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT_TAG, "spec": spec.to_json()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, save(tensors, metadata=metadata))
     return path
 
 

@@ -13,14 +13,6 @@ from scn_deploy.cli.app import Task, app, err, fail
 from scn_deploy.errors import ScnError
 
 
-def _range(values: list[float] | None) -> tuple[float, float] | None:
-    if not values:
-        return None
-    if len(values) != 2:
-        raise fail("a range takes two values: A B", 2)
-    return (values[0], values[1])
-
-
 @app.command()
 def train(
     task: Annotated[Task, typer.Option(help="What to train: sr, denoise or deblock.")],

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import torch.nn.functional as F
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.arch.presets import preset_config
-from scn_deploy.arch.scn import SCN, build_network, count_parameters
+from scn_deploy.arch.scn import SCN, build_network
+from scn_deploy.atomic import atomic_write
 from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, jpeg_compress
 from scn_deploy.errors import ConfigError, DataError, ModelFileError
 from scn_deploy.metrics import psnr
@@ -169,14 +169,7 @@ def validate(model: SCN, samples: list[ValSample], spec: ModelSpec, device: str)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _autocast(cfg: TrainConfig):
@@ -492,7 +485,3 @@ def _finish_distributed(world: int) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def describe_model(trainer: Trainer) -> str:
-    return f"{trainer.spec.describe()}, {count_parameters(trainer.model):,} parameters"
