@@ -124,11 +124,11 @@ class Restorer:
     def tile_size(self, height: int, width: int) -> int:
         """The tile size for an image: `options.tile`, with "auto" resolved (0 = whole)."""
         opts = self.options
+        eng = self.engine
         if opts.tile != "auto":
             return int(opts.tile)
-        eng = self.engine
         overlap = opts.tile_overlap
-        return auto_tile(
+        tile = auto_tile(
             eng.spec,
             eng.num_scales,
             height,
@@ -139,6 +139,9 @@ class Restorer:
             device=eng.device,
             fp16=eng.precision == "fp16",
         )
+        if eng.max_tile is not None and (tile == 0 or tile > eng.max_tile):
+            return eng.max_tile
+        return tile
 
     def plan(self, height: int, width: int) -> TilePlanner:
         """The tile plan for an image of this size."""

@@ -1,6 +1,16 @@
 """The `scn` command line. Each command lives in its own module and registers on `app`."""
 
-from scn_deploy.cli import deblock, denoise, eval, export, info, models, train, upscale  # noqa: F401  (registers the commands)
+from scn_deploy.cli import (  # noqa: F401  (registers the commands)
+    bench,
+    deblock,
+    denoise,
+    eval,
+    export,
+    info,
+    models,
+    train,
+    upscale,
+)
 from scn_deploy.cli.app import app
 
 __all__ = ["app"]

@@ -18,6 +18,7 @@ from scn_deploy.arch.config import ModelSpec
 from scn_deploy.errors import ConfigError
 
 ENGINE_NAMES = ("auto", "torch", "onnx", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class Engine(ABC):
@@ -30,9 +31,11 @@ class Engine(ABC):
         device: where it runs ("cpu", "cuda:0", ...).
         precision: "fp32", "fp16", "bf16" or "int8".
         source: the file it was loaded from.
+        max_tile: the largest tile it accepts (TensorRT profiles), None when unbounded.
     """
 
     name: str = "base"
+    max_tile: int | None = None
 
     def __init__(
         self, spec: ModelSpec, *, num_scales: int, device: str, precision: str, source: str
@@ -69,18 +72,25 @@ def load_engine(
     device: str = "cpu",
     num_scales: int | None = None,
     fp16: bool = False,
+    precision: str | None = None,
 ) -> Engine:
     """Load `model` (a .safetensors model file or an exported .onnx) into an engine.
 
     engine="auto": .onnx files run on ONNX Runtime; model files run on PyTorch when it is
-    installed, else on the ONNX export that `scn export` made for them.
+    installed, else on the ONNX export that `scn export` made for them (exported on the fly
+    into the user cache when PyTorch is there but `export/` lacks the scales asked for).
+    precision: "fp32" (default), "fp16" (same as fp16=True), "bf16" (torch) or "int8"
+    (an ONNX export quantized by `scn export --int8`).
     """
     if engine not in ENGINE_NAMES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINE_NAMES)}")
+    precision = precision or ("fp16" if fp16 else "fp32")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     path = Path(model)
     is_onnx = path.suffix.lower() == ".onnx"
     if engine == "auto":
-        engine = "onnx" if is_onnx or not _torch_available() else "torch"
+        engine = "onnx" if is_onnx or not _torch_available() or precision == "int8" else "torch"
     if engine == "torch":
         if is_onnx:
             raise ConfigError("the torch engine needs a .safetensors model file, not an .onnx")
@@ -88,10 +98,14 @@ def load_engine(
             raise ConfigError("the torch engine needs PyTorch: pip install 'scn-deploy[torch]'")
         from scn_deploy.engines.torch_engine import TorchEngine
 
-        return TorchEngine(path, device=device, num_scales=num_scales, fp16=fp16)
-    if engine == "onnx":
-        from scn_deploy.engines.onnx_engine import OnnxEngine, find_onnx_for
+        return TorchEngine(path, device=device, num_scales=num_scales, precision=precision)
+    from scn_deploy.exporting.cache import onnx_for
 
-        onnx_path = path if is_onnx else find_onnx_for(path, num_scales, fp16=fp16)
+    onnx_path = path if is_onnx else onnx_for(path, num_scales, precision=precision)
+    if engine == "onnx":
+        from scn_deploy.engines.onnx_engine import OnnxEngine
+
         return OnnxEngine(onnx_path, device=device, num_scales=num_scales)
-    raise ConfigError("the tensorrt engine is not available in this build")
+    from scn_deploy.engines.tensorrt_engine import TensorrtEngine
+
+    return TensorrtEngine(onnx_path, device=device, precision=precision)

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from scn_deploy.engines.base import Engine
 from scn_deploy.errors import ConfigError, ModelFileError
-
-
-def export_dir() -> Path:
-    """Where exported ONNX files live: $SCN_EXPORT, else `export/` beside `models/`."""
-    from scn_deploy.paths import models_dir
-
-    return Path(os.environ.get("SCN_EXPORT", models_dir().parent / "export"))
-
-
-def onnx_name(model_path: Path, num_scales: int, fp16: bool = False) -> str:
-    return f"{model_path.stem}-s{num_scales}{'-fp16' if fp16 else ''}.onnx"
-
-
-def find_onnx_for(model_path: Path, num_scales: int | None, *, fp16: bool = False) -> Path:
-    """The ONNX export of a model file with the requested scales (default: as trained)."""
-    from scn_deploy.modelfile import read_spec
-
-    n = num_scales or read_spec(model_path).arch.num_scales
-    candidate = export_dir() / onnx_name(model_path, n, fp16)
-    if candidate.exists():
-        return candidate
-    raise ConfigError(
-        f"no ONNX export of {model_path.name} with {n} scales at {candidate}; run "
-        f"`scn export --model {model_path} --scales {n}` (needs scn-deploy[torch])"
-    )
 
 
 def _providers(device: str) -> list[str]:
@@ -71,6 +45,7 @@ class OnnxEngine(Engine):
         spec, n, meta = metadata_from_session(self.session, Path(path))
         if num_scales is not None and num_scales != n:
             raise ConfigError(f"{path} was exported with {n} scales, not {num_scales}")
+        self.metadata = meta
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_type = self.session.get_inputs()[0].type
         precision = meta.get("scn_precision", "fp32")

@@ -12,30 +12,33 @@ from scn_deploy.engines.base import Engine
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import load_model
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 class TorchEngine(Engine):
     name = "torch"
 
     def __init__(
-        self, path: Path, *, device: str = "cpu", num_scales: int | None = None, fp16: bool = False
+        self,
+        path: Path,
+        *,
+        device: str = "cpu",
+        num_scales: int | None = None,
+        precision: str = "fp32",
     ) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: no CUDA device is available")
-        if fp16 and not device.startswith("cuda"):
-            raise ConfigError("--fp16 needs a CUDA device (on CPU use fp32)")
+        if precision not in DTYPES:
+            raise ConfigError(f"the torch engine runs {', '.join(DTYPES)}, not {precision}")
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise ConfigError("--fp16 needs a CUDA device (on CPU use fp32, or bf16)")
         model, spec = load_model(path, device=device)
         n = num_scales or spec.arch.num_scales
         model.set_eval_scales(n)
         self.model = fuse_weight_norm(model).eval()
-        self.dtype = torch.float16 if fp16 else torch.float32
+        self.dtype = DTYPES[precision]
         self.model.to(self.dtype)
-        super().__init__(
-            spec,
-            num_scales=n,
-            device=device,
-            precision="fp16" if fp16 else "fp32",
-            source=str(path),
-        )
+        super().__init__(spec, num_scales=n, device=device, precision=precision, source=str(path))
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.arch.scn import SCN, fuse_weight_norm
+from scn_deploy.arch.scn import SCN, flops_per_output_megapixel, fuse_weight_norm
+from scn_deploy.atomic import atomic_write
+from scn_deploy.errors import ScnError
 
 DEFAULT_OPSET = 17
+FP32_TOLERANCE = 1e-4  # max abs error, ORT vs PyTorch, on images in [0, 1]
+FP16_MIN_PSNR = 50.0  # dB, ORT fp16 vs PyTorch fp32
 INPUT_IMAGE = "image"
 INPUT_LEVEL = "level"
 OUTPUT = "restored"
@@ -44,9 +50,13 @@ def export_onnx(
 
     Inputs: `image` (B, C, H, W) float32 in [0, 1]; for conditioned models also `level`
     (B, 1, H, W), the conditioning map. Output: `restored`. Batch, H and W are dynamic.
-    Metadata keys: `scn_spec` (ModelSpec JSON), `scn_num_scales`, plus `extra_metadata`.
+    Metadata keys: `scn_spec` (ModelSpec JSON), `scn_num_scales`, `scn_precision`,
+    `scn_gflop_per_output_mp` (convolution work, for `scn bench`), `scn_package_version`,
+    plus `extra_metadata`.
     """
     import onnx
+
+    from scn_deploy import __version__
 
     n = num_scales or spec.arch.num_scales
     model.check_scales(n)
@@ -82,10 +92,15 @@ def export_onnx(
                 dynamo=False,
             )
         proto = onnx.load(tmp)
-        meta = {"scn_spec": spec.to_json(), "scn_num_scales": str(n), **(extra_metadata or {})}
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+        meta = {
+            "scn_spec": spec.to_json(),
+            "scn_num_scales": str(n),
+            "scn_precision": "fp32",
+            "scn_gflop_per_output_mp": f"{flops_per_output_megapixel(spec.arch, n) / 1e9:.4f}",
+            "scn_package_version": __version__,
+            **(extra_metadata or {}),
+        }
+        set_metadata(proto, meta)
         proto.producer_name = "scn-deploy"
         onnx.save(proto, tmp)
         os.replace(tmp, path)
@@ -93,6 +108,99 @@ def export_onnx(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def set_metadata(proto, values: dict[str, str]) -> None:
+    """Set (add or replace) metadata entries of an ONNX ModelProto."""
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key not in values]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *values.items()]:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def convert_fp16(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Half-precision copy of an fp32 export: fp16 weights, inputs and outputs.
+
+    Uses ONNX Runtime's converter (shipped with onnxruntime); Resize keeps its fp32 scales.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load(str(src))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half = convert_float_to_float16(proto, keep_io_types=False)
+    set_metadata(half, {"scn_precision": "fp16"})
+    dst = Path(dst)
+    atomic_write(dst, half.SerializeToString())
+    return dst
+
+
+@dataclass
+class ExportReport:
+    """What `export_model` made and how well it matches PyTorch."""
+
+    path: Path
+    num_scales: int
+    precision: str
+    max_abs_error: float
+    psnr_db: float
+    limit: str
+
+    @property
+    def ok(self) -> bool:
+        if self.precision == "fp16":
+            return self.psnr_db >= FP16_MIN_PSNR
+        if self.precision == "fp32":
+            return self.max_abs_error <= FP32_TOLERANCE
+        return True  # int8: quality is measured with `scn eval`, not bounded here
+
+    def describe(self) -> str:
+        return (
+            f"{self.path} ({self.num_scales} scales, {self.precision}); ONNX Runtime vs "
+            f"PyTorch fp32 on unseen sizes: max abs error {self.max_abs_error:.2e}, "
+            f"PSNR {self.psnr_db:.1f} dB ({self.limit})"
+        )
+
+
+def export_model(
+    model_path: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    num_scales: int | None = None,
+    precision: str = "fp32",
+    opset: int = DEFAULT_OPSET,
+) -> ExportReport:
+    """Export a model file to a verified ONNX at `target` (fp32 or fp16).
+
+    The file is removed again and `ScnError` raised when verification fails.
+    """
+    from scn_deploy.modelfile import load_model
+
+    if precision not in ("fp32", "fp16"):
+        raise ScnError(f"export_model makes fp32 or fp16 files, not {precision}")
+    model_path, target = Path(model_path), Path(target)
+    net, spec = load_model(model_path)
+    n = num_scales or spec.arch.num_scales
+    meta = {
+        "scn_source": model_path.name,
+        "scn_source_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+    }
+    export_onnx(net, spec, target, num_scales=n, opset=opset, extra_metadata=meta)
+    if precision == "fp16":
+        convert_fp16(target, target)
+    check = verify_export(net, spec, target, num_scales=n)
+    limit = (
+        f"limit PSNR >= {FP16_MIN_PSNR:.0f} dB"
+        if precision == "fp16"
+        else f"limit max abs error {FP32_TOLERANCE:.0e}"
+    )
+    report = ExportReport(target, n, precision, check["max_abs_error"], check["psnr_db"], limit)
+    if not report.ok:
+        target.unlink(missing_ok=True)
+        raise ScnError(f"export failed verification: {report.describe()}")
+    return report
 
 
 def verify_export(

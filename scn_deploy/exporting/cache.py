@@ -1,0 +1,71 @@
+"""Where ONNX exports live, and exporting on the fly when the one asked for is missing.
+
+Shipped exports sit in `export/` (or $SCN_EXPORT) as `NAME-sN[-fp16|-int8].onnx`. A request
+for scales or a precision that `export/` lacks is exported, verified, into the user cache
+($SCN_CACHE, else $XDG_CACHE_HOME/scn-deploy, else ~/.cache/scn-deploy) under a name that
+includes the model file's hash, so a changed model file never reuses a stale export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from pathlib import Path
+
+from scn_deploy.errors import ConfigError
+
+
+def export_dir() -> Path:
+    """Where exported ONNX files live: $SCN_EXPORT, else `export/` beside `models/`."""
+    from scn_deploy.paths import models_dir
+
+    return Path(os.environ.get("SCN_EXPORT", models_dir().parent / "export"))
+
+
+def cache_dir() -> Path:
+    """The user cache for on-the-fly exports (and TensorRT engines)."""
+    if "SCN_CACHE" in os.environ:
+        return Path(os.environ["SCN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "scn-deploy"
+
+
+def onnx_name(model_path: Path, num_scales: int, precision: str = "fp32") -> str:
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    return f"{model_path.stem}-s{num_scales}{suffix}.onnx"
+
+
+def onnx_for(model_path: Path, num_scales: int | None, *, precision: str = "fp32") -> Path:
+    """The ONNX export of a model file with the requested scales (default: as trained).
+
+    Looks in `export/`, then the user cache; exports into the cache when PyTorch is
+    installed (fp32/fp16), else raises `ConfigError` saying what to install or run.
+    """
+    from scn_deploy.modelfile import read_spec
+
+    model_path = Path(model_path)
+    n = num_scales or read_spec(model_path).arch.num_scales
+    shipped = export_dir() / onnx_name(model_path, n, precision)
+    if shipped.exists():
+        return shipped
+    if precision not in ("fp32", "fp16"):
+        raise ConfigError(
+            f"no {precision} export of {model_path.name} with {n} scales at {shipped}; make "
+            f"one with `scn export --model {model_path} --scales {n} --int8 --calib DIR`"
+        )
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    cached = cache_dir() / "export" / onnx_name(Path(f"{model_path.stem}-{digest}"), n, precision)
+    if cached.exists():
+        return cached
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
+        raise ConfigError(
+            f"no ONNX export of {model_path.name} with {n} scales ({precision}) at {shipped}. "
+            "Exporting one needs PyTorch and onnx: pip install 'scn-deploy[torch]', then run "
+            f"`scn export --model {model_path} --scales {n}` (or just retry: it is exported "
+            "into the user cache automatically)"
+        )
+    from scn_deploy.exporting.onnx_export import export_model
+
+    export_model(model_path, cached, num_scales=n, precision=precision)
+    return cached
