@@ -5,7 +5,8 @@ Usage:
         [--steps 6] [--batch 16] [--patch 48] [--scale 2] [--num-scales 3] [--device cpu]
         [--json FILE]
 
-The GEMM peak is measured in the same run (fp32 square matmuls, best of several). One training
+The GEMM peak is measured in the same run (fp32 2048x2048 matmuls, best of several, with numpy's
+BLAS and with torch: the best of the two, see `scn_deploy.bench.gemm_peak_gflops`). One training
 step costs ~3x the forward FLOPs (forward, gradient w.r.t. inputs, gradient w.r.t. weights);
 forward FLOPs come from `flops_per_output_megapixel` (convolutions only).
 """
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import torch
@@ -23,22 +22,7 @@ import torch.nn.functional as F
 
 from scn_deploy.arch import preset_config
 from scn_deploy.arch.scn import build_network, flops_per_output_megapixel
-
-
-def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 8) -> float:
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        a @ b
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
+from scn_deploy.bench import gemm_peak_gflops, host_description
 
 VARIANTS = ("eager", "channels_last", "bf16", "compile")
 
@@ -107,14 +91,11 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    peak = gemm_peak_gflops(args.device)
-    device_name = (
-        torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} threads"
-    )
-    print(f"device: {device_name}; torch {torch.__version__}; fp32 GEMM peak {peak:.1f} GFLOP/s")
+    gemm = gemm_peak_gflops(args.device)
+    peak = gemm["peak"]
+    device_name = f"{host_description(args.device)}, {torch.get_num_threads()} threads"
+    libs = ", ".join(f"{k} {v:.1f}" for k, v in gemm.items() if k != "peak")
+    print(f"device: {device_name}; torch {torch.__version__}; fp32 GEMM peak {peak:.1f} ({libs})")
     rows = []
     for preset in args.presets:
         for variant in args.variants:
@@ -134,6 +115,7 @@ def main() -> None:
                     "device": device_name,
                     "torch": torch.__version__,
                     "gemm_peak_gflops": peak,
+                    "gemm_by_library": gemm,
                     "batch": args.batch,
                     "patch": args.patch,
                     "scale": args.scale,

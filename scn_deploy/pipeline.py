@@ -91,6 +91,7 @@ class RunRequest:
     overwrite: bool = False
     dry_run: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    cluster: Any = None  # a `scn_deploy.cluster.ClusterOptions`: run on Ray instead of here
 
 
 @dataclass
@@ -308,6 +309,19 @@ class _Run:
             self.summary.outputs.append(str(item.job.output))
         self.reporter.file_done(item.job, time.perf_counter() - item.started)
 
+    def process(self, restorer: Restorer, job: Job) -> None:
+        """The three stages for one file, in this thread (what each Ray actor runs)."""
+        item = self.decode(job)
+        if item.error is not None:
+            self.fail(job.source.path, item.error)
+            return
+        try:
+            picture = self.restore(restorer, item)
+        except Exception as exc:
+            self.fail(job.source.path, _error_text(job.source.path, exc))
+            return
+        self.encode(_Restored(job, picture, item.started))
+
     # -- the three stages together -----------------------------------------------------------
     def execute(self, jobs: list[Job], restorer: Restorer) -> None:
         decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=1)
@@ -409,7 +423,13 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
             )
         summary.seconds = time.perf_counter() - started
         return summary
-    if jobs:  # load the engine only when there is work for it
+    if jobs and request.cluster is not None:
+        from scn_deploy.cluster import execute_on_ray
+
+        summary.engine, summary.device = f"{request.engine} on ray", request.device
+        reporter.start(len(jobs))
+        execute_on_ray(state, jobs, request.cluster)
+    elif jobs:  # load the engine only when there is work for it
         restorer = _restorer(request)
         summary.engine, summary.device = restorer.engine.name, restorer.engine.device
         reporter.start(len(jobs))

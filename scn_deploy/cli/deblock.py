@@ -8,8 +8,12 @@ import typer
 
 from scn_deploy.cli.app import app
 from scn_deploy.cli.restoring import (
+    Actors,
+    Address,
     AsJson,
     Batch,
+    Cluster,
+    ClusterOpt,
     Common,
     Device,
     DryRun,
@@ -21,6 +25,7 @@ from scn_deploy.cli.restoring import (
     JpegQuality,
     MaxPixels,
     Model,
+    NumGpus,
     Out,
     Overwrite,
     Quiet,
@@ -70,6 +75,10 @@ def deblock(
     as_json: AsJson = False,
     quiet: Quiet = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    cluster: ClusterOpt = Cluster.local,
+    address: Address = None,
+    num_gpus: NumGpus = 0.0,
+    actors: Actors = None,
 ) -> None:
     """Remove JPEG blocking and ringing with an SCN deblocking model."""
     path, spec = load_spec(model, "deblock", 1)

@@ -8,8 +8,12 @@ import typer
 
 from scn_deploy.cli.app import app
 from scn_deploy.cli.restoring import (
+    Actors,
+    Address,
     AsJson,
     Batch,
+    Cluster,
+    ClusterOpt,
     Common,
     Device,
     DryRun,
@@ -21,6 +25,7 @@ from scn_deploy.cli.restoring import (
     JpegQuality,
     MaxPixels,
     Model,
+    NumGpus,
     Out,
     Overwrite,
     Quiet,
@@ -71,6 +76,10 @@ def denoise(
     as_json: AsJson = False,
     quiet: Quiet = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    cluster: ClusterOpt = Cluster.local,
+    address: Address = None,
+    num_gpus: NumGpus = 0.0,
+    actors: Actors = None,
 ) -> None:
     """Remove Gaussian noise of a given sigma with an SCN denoising model."""
     path, spec = load_spec(model, "denoise", 1)

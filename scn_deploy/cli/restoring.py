@@ -165,6 +165,39 @@ MaxPixels = Annotated[
 ]
 
 
+class Cluster(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+ClusterOpt = Annotated[
+    Cluster,
+    typer.Option(
+        "--cluster",
+        help="local (this process) or ray: an actor pool of engines on Ray Data "
+        "(pip install 'scn-deploy[ray]'; paths must be reachable from every node).",
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        help="Ray cluster address for --cluster ray ('auto', 'ray://host:10001'); default: "
+        "a local Ray instance for this run."
+    ),
+]
+NumGpus = Annotated[
+    float, typer.Option(min=0, help="GPUs to use in all with --cluster ray (one per actor).")
+]
+Actors = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Engines running at once with --cluster ray (default: one per GPU, else one "
+        "per 2 CPUs).",
+    ),
+]
+
+
 @dataclass
 class Common:
     """The options every restoration command has."""
@@ -190,6 +223,10 @@ class Common:
     as_json: bool
     quiet: bool
     max_pixels: int
+    cluster: Cluster
+    address: str | None
+    num_gpus: float
+    actors: int | None
 
     @classmethod
     def pick(cls, values: dict[str, object]) -> Common:
@@ -367,6 +404,7 @@ def execute(
         overwrite=common.overwrite,
         dry_run=common.dry_run,
         max_pixels=common.max_pixels or None,
+        cluster=_cluster_options(common),
     )
     try:
         with RichReporter(common.quiet) as reporter:
@@ -381,6 +419,16 @@ def execute(
     _report(summary, common)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _cluster_options(common: Common) -> object:
+    if common.cluster == Cluster.local:
+        if common.address or common.num_gpus or common.actors:
+            raise fail("--address, --num-gpus and --actors need --cluster ray", 2)
+        return None
+    from scn_deploy.cluster import ClusterOptions
+
+    return ClusterOptions(address=common.address, actors=common.actors, num_gpus=common.num_gpus)
 
 
 def _report(summary: RunSummary, common: Common) -> None:

@@ -8,8 +8,12 @@ import typer
 
 from scn_deploy.cli.app import app, fail
 from scn_deploy.cli.restoring import (
+    Actors,
+    Address,
     AsJson,
     Batch,
+    Cluster,
+    ClusterOpt,
     Common,
     Device,
     DryRun,
@@ -21,6 +25,7 @@ from scn_deploy.cli.restoring import (
     JpegQuality,
     MaxPixels,
     Model,
+    NumGpus,
     Out,
     Overwrite,
     Quiet,
@@ -74,6 +79,10 @@ def upscale(
     as_json: AsJson = False,
     quiet: Quiet = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    cluster: ClusterOpt = Cluster.local,
+    address: Address = None,
+    num_gpus: NumGpus = 0.0,
+    actors: Actors = None,
 ) -> None:
     """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
     if scale is not None and scale not in (2, 3, 4):

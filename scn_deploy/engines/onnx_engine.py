@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{path}: no such ONNX file")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if os.environ.get("SCN_THREADS"):  # e.g. one engine per Ray actor, N cores each
+            options.intra_op_num_threads = int(os.environ["SCN_THREADS"])
         try:
             self.session = ort.InferenceSession(str(path), options, providers=_providers(device))
         except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -28,7 +28,7 @@ def tensorrt_unavailable_reason() -> str | None:
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        return "the tensorrt package is not installed (pip install 'scn-deploy[tensorrt]')"
+        return "the tensorrt package is not installed (pip install 'scn-deploy[gpu]')"
     try:
         import torch
     except ImportError:

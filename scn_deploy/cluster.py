@@ -1,0 +1,161 @@
+"""Restoration at scale on Ray Data: the local pipeline's per-file work on an actor pool.
+
+The driver plans the run exactly as `scn_deploy.pipeline.run` does (inputs, output names,
+skips), then builds a Ray Data pipeline: the planned jobs -> `map_batches` on a pool of
+`RestoreActor`s, each holding one loaded engine and running decode -> restore -> encode for
+its files -> per-file reports streamed back to the driver. A bad image becomes a `failed`
+entry in the report, never a failed job. Inputs and outputs are paths every node can reach
+(one machine, or a shared filesystem such as NFS or an object store mounted with
+mountpoint-s3 / s3fs). Ray is optional: `pip install 'scn-deploy[ray]'`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scn_deploy.errors import ConfigError, ScnError
+
+if TYPE_CHECKING:
+    from scn_deploy.files import Job
+    from scn_deploy.pipeline import RunRequest, _Run
+
+RAY_HINT = "restoring on a Ray cluster needs Ray Data: pip install 'scn-deploy[ray]'"
+
+
+@dataclass
+class ClusterOptions:
+    """Where and how wide to run.
+
+    Attributes:
+        address: Ray address ("auto" for a running cluster, "ray://host:10001" for a remote
+            one); None starts a local Ray instance for this run.
+        actors: engines running at once (default: GPUs when num_gpus > 0, else 1 per 2 CPUs).
+        num_gpus: GPUs to use in all; each actor gets num_gpus / actors of one.
+        cpus_per_actor: CPU threads each engine may use.
+    """
+
+    address: str | None = None
+    actors: int | None = None
+    num_gpus: float = 0.0
+    cpus_per_actor: int = 2
+
+
+class RestoreActor:
+    """One engine, kept loaded; restores the files of each batch it is given."""
+
+    def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
+        os.environ.setdefault("SCN_THREADS", str(threads))
+        from scn_deploy.pipeline import Reporter, _restorer, _Run, _spec_of
+
+        if importlib_has("torch"):
+            import torch
+
+            torch.set_num_threads(threads)
+        from scn_deploy.modelfile import read_spec
+
+        self.request = request
+        self.fmt = fmt
+        self.spec = _spec_of(request.model, read_spec)
+        self.restorer = _restorer(request)
+        self._run_cls, self._reporter_cls = _Run, Reporter
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        from scn_deploy.files import Job, Source
+
+        rows: dict[str, list[Any]] = {"source": [], "output": [], "error": [], "notes": []}
+        for source, output in zip(batch["source"], batch["output"], strict=True):
+            state = self._run_cls(self.request, self.spec, self._reporter_cls())
+            state.fmt = self.fmt
+            path = Path(str(source))
+            job = Job(Source(path, None, Path(path.name)), Path(str(output)))
+            state.process(self.restorer, job)
+            summary = state.summary
+            rows["source"].append(str(path))
+            rows["output"].append(summary.outputs[0] if summary.outputs else "")
+            rows["error"].append(summary.failed[0][1] if summary.failed else "")
+            rows["notes"].append([note for _p, note in summary.notes])
+        return rows
+
+
+def importlib_has(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _actors(options: ClusterOptions, jobs: int) -> int:
+    if options.actors is not None:
+        if options.actors < 1:
+            raise ConfigError("--actors must be >= 1")
+        return min(options.actors, jobs)
+    if options.num_gpus > 0:
+        return max(1, min(int(options.num_gpus), jobs))
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(cpus // max(options.cpus_per_actor, 1), jobs))
+
+
+def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> None:
+    """Run planned jobs on Ray; fills `state.summary` as the local pipeline would."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ConfigError(RAY_HINT) from None
+    if options.num_gpus < 0:
+        raise ConfigError("--num-gpus must be >= 0")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=options.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # stderr stays for our log
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True  # outputs listed in job order
+        n = _actors(options, len(jobs))
+        gpus_each = options.num_gpus / n if options.num_gpus > 0 else 0
+        items = [{"source": str(j.source.path), "output": str(j.output)} for j in jobs]
+        ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+        ds = ds.map_batches(
+            RestoreActor,
+            fn_constructor_kwargs={
+                "request": state.request,
+                "fmt": state.fmt,
+                "threads": options.cpus_per_actor,
+            },
+            batch_size=1,
+            concurrency=n,
+            num_cpus=options.cpus_per_actor,
+            num_gpus=gpus_each,
+        )
+        by_source = {str(j.source.path): j for j in jobs}
+        state.reporter.info(f"Ray: {n} actor(s) over {len(jobs)} file(s)")
+        for row in ds.iter_rows():
+            job = by_source[row["source"]]
+            for note in row["notes"]:
+                state.note(job.source.path, note)
+            if row["error"]:
+                state.fail(job.source.path, row["error"])
+                continue
+            state.summary.processed += 1
+            state.summary.outputs.append(row["output"])
+            state.reporter.file_done(job, 0.0)
+    except ScnError:
+        raise
+    except Exception as exc:  # Ray wraps actor start-up errors (e.g. an unusable model)
+        raise ScnError(f"the Ray job failed: {exc}") from exc
+    finally:
+        if started_here:
+            ray.shutdown()

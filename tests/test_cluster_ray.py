@@ -1,0 +1,47 @@
+"""`--cluster ray`: a local Ray instance gives the local CLI's bytes; bad files are reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("ray")
+
+from scn_deploy.cli import app
+from scn_deploy.imageio import write_image
+
+runner = CliRunner()
+
+
+def test_ray_path_equals_local_path_and_reports_bad_files(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    write_image(src / "a.png", photo_rgb[:48, :64])
+    write_image(src / "sub" / "g.png", photo_rgb[200:240, 100:150, 1])
+    (src / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (src / "notes.txt").write_text("ignored")
+    common = ["upscale", str(src), "--scale", "2", "--engine", "onnx", "-r", "--json", "-q"]
+    local = runner.invoke(app, [*common, "-o", str(tmp_path / "local")])
+    on_ray = runner.invoke(
+        app, [*common, "-o", str(tmp_path / "ray"), "--cluster", "ray", "--actors", "1"]
+    )
+    assert local.exit_code == 1 and on_ray.exit_code == 1, on_ray.output
+    doc_local = json.loads(local.stdout.strip().splitlines()[-1])
+    doc_ray = json.loads(on_ray.stdout.strip().splitlines()[-1])
+    assert doc_ray["processed"] == doc_local["processed"] == 2
+    assert [f["path"] for f in doc_ray["failed"]] == [str(src / "bad.png")]
+    for name in ("a_x2.png", "sub/g_x2.png"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    assert not list((tmp_path / "ray").rglob(".*.tmp"))
+
+
+def test_ray_options_need_the_ray_cluster(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    write_image(tmp_path / "a.png", photo_rgb[:32, :32])
+    res = runner.invoke(app, ["upscale", str(tmp_path / "a.png"), "--scale", "2", "--actors", "2"])
+    assert res.exit_code == 2 and "--cluster ray" in res.output
