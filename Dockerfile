@@ -1,26 +1,44 @@
-# scn-deploy runtime image: ONNX Runtime (CPU) + the ONNX zoo from export/, no PyTorch, no compilers.
+# scn-deploy runtime image: ONNX Runtime + the ONNX zoo from export/, no PyTorch, no compilers.
 #
-#   docker build -t scn-deploy .                                   # from the registries
+#   docker build -t scn-deploy .                                   # CPU, from the registries
 #   docker build --build-arg BASE=scn-base:local --network none .  # offline, from ./wheelhouse
+#   docker build --build-arg GPU=1 \
+#     --build-arg BASE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 -t scn-deploy:cuda .
 #
-# When the build context holds wheelhouse/*.whl (the project's wheel and its runtime
+# When the build context holds wheelhouse/scn_deploy-*.whl (the project's wheel and its runtime
 # dependencies for the base image's Python), installation is offline (--no-index) from those
 # wheels only; otherwise pip installs from the package registry.
+# GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (CUDA and
+# TensorRT execution providers) and adds the TensorRT Python package; run it with
+# `docker run --gpus all ... --device cuda`. Offline GPU builds need those wheels in wheelhouse/.
+# A base without Python (the CUDA images) gets python3 + venv from its package manager.
 ARG BASE=python:3.11.10-slim-bookworm
 
-FROM ${BASE} AS runtime
+FROM ${BASE}
+ARG GPU=0
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    DEBIAN_FRONTEND=noninteractive
 COPY wheelhouse/ /tmp/wheelhouse/
 COPY pyproject.toml README.md /tmp/src/
 COPY scn_deploy /tmp/src/scn_deploy
 RUN set -eu; \
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+        apt-get update && apt-get install -y --no-install-recommends python3 python3-venv && \
+        rm -rf /var/lib/apt/lists/*; \
+    fi; \
     python3 -m venv /opt/scn/venv; \
+    pip=/opt/scn/venv/bin/pip; \
     if ls /tmp/wheelhouse/scn_deploy-*.whl >/dev/null 2>&1; then \
-        /opt/scn/venv/bin/pip install --no-index --find-links /tmp/wheelhouse scn-deploy; \
+        find="--no-index --find-links /tmp/wheelhouse"; src=scn-deploy; \
     else \
-        /opt/scn/venv/bin/pip install /tmp/src; \
+        find=""; src=/tmp/src; \
+    fi; \
+    $pip install $find $src; \
+    if [ "$GPU" = 1 ]; then \
+        $pip uninstall -y onnxruntime; \
+        $pip install $find "onnxruntime-gpu>=1.18" "tensorrt-cu12>=10"; \
     fi; \
     rm -rf /tmp/wheelhouse /tmp/src; \
     (useradd --create-home --uid 10001 scn 2>/dev/null || \

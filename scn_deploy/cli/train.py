@@ -75,7 +75,13 @@ def train(
     precision: Annotated[
         str, typer.Option(help="fp32, bf16 (autocast) or fp16 (CUDA only). Measure first.")
     ] = "fp32",
-    channels_last: Annotated[bool, typer.Option(help="channels_last memory format.")] = False,
+    channels_last: Annotated[
+        bool,
+        typer.Option(
+            help="channels_last (NHWC) memory format: 10-30% faster steps with oneDNN on CPU "
+            "(benchmarks/train_throughput.py) and the layout CUDA tensor cores want."
+        ),
+    ] = True,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the network.")
     ] = False,

@@ -46,7 +46,7 @@ class TrainConfig:
     lr_halve_every: int | None = None
     device: str = "cpu"
     precision: str = "fp32"
-    channels_last: bool = False
+    channels_last: bool = True
     compile: bool = False
     workers: int = 0
     seed: int = 0
