@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,21 +67,50 @@ class RestoreActor:
         self._run_cls, self._reporter_cls = _Run, Reporter
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from scn_deploy.files import Job, Source
-
         rows: dict[str, list[Any]] = {"source": [], "output": [], "error": [], "notes": []}
         for source, output in zip(batch["source"], batch["output"], strict=True):
-            state = self._run_cls(self.request, self.spec, self._reporter_cls())
-            state.fmt = self.fmt
-            path = Path(str(source))
-            job = Job(Source(path, None, Path(path.name)), Path(str(output)))
-            state.process(self.restorer, job)
-            summary = state.summary
-            rows["source"].append(str(path))
-            rows["output"].append(summary.outputs[0] if summary.outputs else "")
+            source, output = str(source), str(output)
+            summary = self._restore_one(source, output)
+            rows["source"].append(source)
+            rows["output"].append(output if summary.outputs else "")
             rows["error"].append(summary.failed[0][1] if summary.failed else "")
             rows["notes"].append([note for _p, note in summary.notes])
         return rows
+
+    def _restore_one(self, source: str, output: str):
+        from scn_deploy.files import Job, Source
+        from scn_deploy.remote import fetch, store, url_of
+
+        state = self._run_cls(self.request, self.spec, self._reporter_cls())
+        state.fmt = self.fmt
+        if url_of(source) is None:  # a shared filesystem: read and write in place
+            path = Path(source)
+            state.process(self.restorer, Job(Source(path, None, Path(path.name)), Path(output)))
+            return state.summary
+        with tempfile.TemporaryDirectory(prefix="scn-ray-") as work:
+            try:
+                local = fetch(source, Path(work))
+            except Exception as exc:
+                state.summary.failed.append((source, f"{source}: cannot read it ({exc})"))
+                return state.summary
+            result = Path(work) / "out" / f"result.{self.fmt}"
+            state.process(self.restorer, Job(Source(local, None, Path(local.name)), result))
+            summary = state.summary
+            summary.failed = [(source, e.replace(str(local), source)) for _p, e in summary.failed]
+            summary.notes = [(source, n.replace(str(local), source)) for _p, n in summary.notes]
+            if summary.outputs:
+                try:
+                    store(result, output)
+                except Exception as exc:
+                    summary.outputs = []
+                    summary.failed.append((source, f"{output}: cannot write it ({exc})"))
+        return summary
+
+
+def _name(path: Path) -> str:
+    from scn_deploy.remote import url_of
+
+    return url_of(path) or str(path)
 
 
 def importlib_has(name: str) -> bool:
@@ -103,7 +133,11 @@ def _actors(options: ClusterOptions, jobs: int) -> int:
 
 
 def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> None:
-    """Run planned jobs on Ray; fills `state.summary` as the local pipeline would."""
+    """Run planned jobs on Ray; fills `state.summary` as the local pipeline would.
+
+    A job's source and output may be URLs (see `scn_deploy.remote`); their `Path` form is
+    only used for messages.
+    """
     try:
         import ray
         import ray.data
@@ -126,7 +160,7 @@ def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> Non
         ctx.execution_options.preserve_order = True  # outputs listed in job order
         n = _actors(options, len(jobs))
         gpus_each = options.num_gpus / n if options.num_gpus > 0 else 0
-        items = [{"source": str(j.source.path), "output": str(j.output)} for j in jobs]
+        items = [{"source": _name(j.source.path), "output": _name(j.output)} for j in jobs]
         ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         ds = ds.map_batches(
             RestoreActor,
@@ -140,7 +174,7 @@ def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> Non
             num_cpus=options.cpus_per_actor,
             num_gpus=gpus_each,
         )
-        by_source = {str(j.source.path): j for j in jobs}
+        by_source = {_name(j.source.path): j for j in jobs}
         state.reporter.info(f"Ray: {n} actor(s) over {len(jobs)} file(s)")
         for row in ds.iter_rows():
             job = by_source[row["source"]]

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Literal
 import cv2
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.errors import ScnError
+from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import (
     Job,
     Problem,
@@ -183,12 +183,12 @@ class _Run:
     # -- bookkeeping (thread-safe) -----------------------------------------------------------
     def fail(self, path: Path, error: str) -> None:
         with self.lock:
-            self.summary.failed.append((str(path), error))
+            self.summary.failed.append((_url(path), error))
         self.reporter.failed(path, error)
 
     def note(self, path: Path, message: str) -> None:
         with self.lock:
-            self.summary.notes.append((str(path), message))
+            self.summary.notes.append((_url(path), message))
         self.reporter.note(path, message)
 
     # -- planning ----------------------------------------------------------------------------
@@ -220,7 +220,8 @@ class _Run:
         return todo
 
     def _skip(self, problem: Problem, output: Path | None) -> None:
-        self.summary.skipped.append((str(problem.path), str(output or ""), problem.reason))
+        where = _url(output) if output else ""
+        self.summary.skipped.append((_url(problem.path), where, problem.reason))
         self.reporter.skipped(problem.path, output, problem.reason)
 
     # -- stage 1: decode ---------------------------------------------------------------------
@@ -408,9 +409,12 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     reporter = reporter or Reporter()
     spec = _spec_of(request.model, read_spec)
     state = _Run(request, spec, reporter)
-    jobs = state.plan()
+    remote = _plan_remote(state)
+    jobs = state.plan() if remote is None else remote
     summary = state.summary
-    if request.dry_run:
+    if request.dry_run and remote is not None:
+        summary.outputs = [_url(job.output) for job in jobs]
+    elif request.dry_run:
         for job in jobs:
             try:
                 header = probe_image(job.source.path, max_pixels=request.max_pixels)
@@ -436,6 +440,42 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         state.execute(jobs, restorer)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _url(path: Path) -> str:
+    from scn_deploy.remote import url_of
+
+    return url_of(path) or str(path)
+
+
+def _plan_remote(state: _Run) -> list[Job] | None:
+    """Jobs for URL inputs (s3://...; Ray only), None when the inputs are local paths."""
+    from scn_deploy.files import Source
+    from scn_deploy.remote import plan_remote, url_of
+
+    req = state.request
+    if not any(url_of(p) for p in req.inputs):
+        return None
+    if req.cluster is None:
+        raise ConfigError("URL inputs (s3://, gs://, file://...) are read with --cluster ray")
+    state.fmt = req.fmt or "png"
+    suffix = req.suffix
+    if suffix is None:
+        suffix = default_suffix(req.task, state.spec.scale, req.outscale)
+    items, problems = plan_remote(
+        req.inputs, out=req.out, suffix=suffix, fmt=state.fmt, recursive=req.recursive
+    )
+    for source, reason in problems:
+        state.fail(Path(source), reason)
+    jobs = []
+    for item in items:
+        name = Path(item.source.rsplit("/", 1)[-1])
+        job = Job(Source(Path(item.source), None, name), Path(item.output))
+        if item.exists and not req.overwrite:
+            state._skip(Problem(Path(item.source), "output exists (use --overwrite)"), job.output)
+        else:
+            jobs.append(job)
+    return jobs
 
 
 def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
