@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from scn_deploy.degrade import bicubic_degrade, imresize
 from scn_deploy.engines import load_engine
+from scn_deploy.exporting.cache import export_dir
+from scn_deploy.exporting.metadata import read_onnx_metadata
 from scn_deploy.metrics import psnr
 from scn_deploy.restore import Restorer, to_dtype
 from scn_deploy.zoo import list_zoo
@@ -29,6 +32,24 @@ def test_zoo_model_matches_card_and_export(entry) -> None:
     assert entry.spec.training.get("steps", 0) > 0
     onnx_engine = load_engine(entry.path, engine="onnx")  # the committed export
     assert onnx_engine.spec.to_dict() == entry.spec.to_dict()
+    # Every committed export of this model was made from this very file (none is stale).
+    digest = hashlib.sha256(entry.path.read_bytes()).hexdigest()
+    exports = sorted(export_dir().glob(f"{entry.name}-s*.onnx"))
+    assert exports
+    for path in exports:
+        assert read_onnx_metadata(path)[2]["scn_source_sha256"] == digest, f"{path} is stale"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_zoo_export_reproduces_torch(entry) -> None:
+    """The committed fp32 export gives PyTorch's output (what a re-export would give)."""
+    pytest.importorskip("torch")
+    onnx_engine = load_engine(entry.path, engine="onnx")
+    torch_engine = load_engine(entry.path, engine="torch")
+    spec = entry.spec
+    x = np.random.default_rng(0).random((1, spec.channels, 37, 29), dtype=np.float32)
+    level = np.full((1, 1, 37, 29), 0.1, np.float32) if spec.conditioned else None
+    assert np.abs(onnx_engine.infer(x, level) - torch_engine.infer(x, level)).max() < 1e-4
 
 
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if e.spec.task == "sr"], ids=lambda e: e.name)
