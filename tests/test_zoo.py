@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +65,18 @@ def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -
     baseline = imresize(lr, scale=s)
     gain = psnr(out, hr, crop_border=s) - psnr(baseline, hr, crop_border=s)
     assert gain > 0.5, f"{entry.name} ({engine}) gains only {gain:.2f} dB over bicubic"
+
+
+def test_scn_models_shows_the_shipped_cards_headline_psnr() -> None:
+    """`scn models` reads the card results that benchmarks/zoo_card.py writes."""
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+
+    rows = json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)
+    for row in rows:
+        card = json.loads(Path(row["path"]).with_suffix(".json").read_text())
+        headline = next(e for e in card["evaluations"] if e["model"] == row["name"])
+        assert not headline["tta"]
+        expected = {r["dataset"]: r["psnr_y"] for r in headline["results"]}
+        assert row["psnr"] == pytest.approx(expected) and expected

@@ -19,6 +19,15 @@ def _benchmarks(results: Any) -> dict[str, float]:
     mapping."""
     found: dict[str, float] = {}
     docs = results if isinstance(results, list) else [results]
+    if isinstance(results, dict) and isinstance(results.get("evaluations"), list):
+        # A zoo card's results (benchmarks/zoo_card.py): the headline is the first plain
+        # evaluation of the model itself (no TTA; not int8, bicubic or other scales).
+        plain = [
+            e
+            for e in results["evaluations"]
+            if isinstance(e, dict) and not e.get("tta") and e.get("model") == results.get("name")
+        ]
+        docs = plain[:1]
     for doc in docs:
         if not isinstance(doc, dict):
             continue
