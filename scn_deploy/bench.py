@@ -9,7 +9,6 @@ reaches ~75% of OpenBLAS).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import resource
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from scn_deploy.engines.base import Engine, load_engine
+from scn_deploy.engines.base import Engine, load_engine, torch_available
 from scn_deploy.errors import ConfigError
 
 
@@ -43,7 +42,7 @@ def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> di
         b = rng.random((n, n), dtype=np.float32)
         a @ b
         found["numpy"] = flop / _best_seconds(lambda: a @ b, repeats) / 1e9
-    if importlib.util.find_spec("torch") is not None:
+    if torch_available():
         import torch
 
         ta = torch.rand(n, n, device=device)
@@ -84,7 +83,7 @@ def network_gflop_per_mp(engine: Engine) -> float | None:
     meta = getattr(engine, "metadata", {}) or {}
     if "scn_gflop_per_output_mp" in meta:
         return float(meta["scn_gflop_per_output_mp"])
-    if importlib.util.find_spec("torch") is None:
+    if not torch_available():
         return None
     from scn_deploy.arch.scn import flops_per_output_megapixel
 
@@ -184,7 +183,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     image = _bench_image(engine, request) if request.size else None
     gemm = gemm_peak_gflops(request.device)
     threads = None
-    if importlib.util.find_spec("torch") is not None:
+    if torch_available():
         import torch
 
         threads = torch.get_num_threads()

@@ -52,9 +52,10 @@ class RestoreActor:
 
     def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
         os.environ.setdefault("SCN_THREADS", str(threads))
+        from scn_deploy.engines.base import torch_available
         from scn_deploy.pipeline import Reporter, _restorer, _Run, _spec_of
 
-        if importlib_has("torch"):
+        if torch_available():
             import torch
 
             torch.set_num_threads(threads)
@@ -111,12 +112,6 @@ def _name(path: Path) -> str:
     from scn_deploy.remote import url_of
 
     return url_of(path) or str(path)
-
-
-def importlib_has(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 def _actors(options: ClusterOptions, jobs: int) -> int:

@@ -40,6 +40,19 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def parse_hw(value: str | None, option: str) -> tuple[int, int] | None:
+    """An `HxW` option value (e.g. 1080x1920) as (height, width); usage error (exit 2) if bad."""
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise fail(f"{option} must look like 1080x1920, got {value!r}", 2) from None
+    if h < 1 or w < 1:
+        raise fail(f"{option} must be positive, got {value!r}", 2)
+    return h, w
+
+
 def version_callback(value: bool) -> None:
     if value:
         out.print(f"scn-deploy {__version__}")

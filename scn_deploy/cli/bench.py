@@ -9,21 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from scn_deploy.cli.app import app, err, fail, out
+from scn_deploy.cli.app import app, err, fail, out, parse_hw
 from scn_deploy.cli.restoring import Engine
 from scn_deploy.errors import ConfigError, ScnError
-
-
-def _size(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise fail(f"--size must look like 1080x1920, got {value!r}", 2) from None
-    if h < 1 or w < 1:
-        raise fail(f"--size must be positive, got {value!r}", 2)
-    return h, w
 
 
 @app.command("bench")
@@ -71,7 +59,7 @@ def bench_command(
         precision=precision,
         tile=tile,
         batch=batch,
-        size=_size(size),
+        size=parse_hw(size, "--size"),
         repeat=repeat,
         scales=scales,
     )

@@ -8,20 +8,8 @@ from typing import Annotated
 
 import typer
 
-from scn_deploy.cli.app import app, err, fail
+from scn_deploy.cli.app import app, err, fail, parse_hw
 from scn_deploy.errors import ConfigError, ScnError
-
-
-def _shape(value: str | None, name: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise fail(f"{name} must look like 256x256, got {value!r}", 2) from None
-    if h < 1 or w < 1:
-        raise fail(f"{name} must be positive, got {value!r}", 2)
-    return h, w
 
 
 @app.command("export")
@@ -90,7 +78,7 @@ def export_command(
     if int8 and fp16:
         raise fail("--int8 starts from the fp32 export: drop --fp16", 2)
     shapes = [
-        _shape(v, n)
+        parse_hw(v, n)
         for v, n in (
             (min_shape, "--min-shape"),
             (opt_shape, "--opt-shape"),

@@ -61,7 +61,8 @@ class Engine(ABC):
         return f"{self.name} ({self.device}, {self.precision}, {self.num_scales} scales)"
 
 
-def _torch_available() -> bool:
+def torch_available() -> bool:
+    """Whether PyTorch is installed (checked without importing it)."""
     return importlib.util.find_spec("torch") is not None
 
 
@@ -90,11 +91,11 @@ def load_engine(
     path = Path(model)
     is_onnx = path.suffix.lower() == ".onnx"
     if engine == "auto":
-        engine = "onnx" if is_onnx or not _torch_available() or precision == "int8" else "torch"
+        engine = "onnx" if is_onnx or not torch_available() or precision == "int8" else "torch"
     if engine == "torch":
         if is_onnx:
             raise ConfigError("the torch engine needs a .safetensors model file, not an .onnx")
-        if not _torch_available():
+        if not torch_available():
             raise ConfigError("the torch engine needs PyTorch: pip install 'scn-deploy[torch]'")
         from scn_deploy.engines.torch_engine import TorchEngine
 
