@@ -126,6 +126,39 @@ def test_blind_deblocker_trains(tmp_path: Path, images: Path) -> None:
     assert spec.channels == 1 and spec.level_range == (10.0, 40.0)
 
 
+def test_restore_training_starts_from_the_identity(tmp_path: Path, images: Path) -> None:
+    """A fresh denoiser outputs its input (validation PSNR at step 0 = the noisy input's), the
+    first steps improve on it, and an SR net keeps its random (unit-gain) tail."""
+    cfg = _cfg(
+        tmp_path,
+        images,
+        task="denoise",
+        sigma=25.0,
+        steps=20,
+        patch=24,
+        val_every=20,
+        lr_halve_start=100,
+    )
+    trainer = Trainer(cfg)
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(trainer.model(x), x)
+    from scn_deploy.metrics import psnr
+
+    noisy = [
+        (s.inputs[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        for s in trainer.val_set
+    ]
+    input_psnr = np.mean(
+        [psnr(n, s.target, y_channel=True) for n, s in zip(noisy, trainer.val_set, strict=True)]
+    )
+    result = trainer.run()
+    assert result.start_psnr == pytest.approx(input_psnr, abs=1e-6)
+    assert result.best_psnr > result.start_psnr + 0.5
+    sr = Trainer(_cfg(tmp_path / "sr", images, steps=1))
+    assert sr.model.tail.parametrizations.weight.original0.abs().min() > 0
+
+
 def test_batches_are_a_function_of_the_step(images: Path) -> None:
     from scn_deploy.imageio import list_images
     from scn_deploy.train.data import load_bank
