@@ -19,6 +19,8 @@ Protocols (all images 8-bit; an alpha channel is dropped; 16-bit files are rejec
   model sees the raw float image. Gray files (Set12, BSD68) are evaluated in gray, colour files
   (CBSD68) in RGB (a gray model restores them channel by channel). The model output is rounded
   to uint8 and scored with crop 0 on Y (gray: the image itself) and on RGB.
+  ``method="bm3d"`` runs BM3D (CBM3D for colour) told the true sigma on the same unclipped
+  noisy image and scores its output rounded to uint8 like a model's.
   ``method="identity"`` scores the noisy input itself: its PSNR is computed on the float image
   **without rounding or clipping** (:func:`scn_deploy.metrics.psnr_float`, peak 255), which
   equals ``20 log10(255 / sigma)`` in expectation; its SSIM (defined on 8-bit images) is
@@ -74,8 +76,13 @@ __all__ = [
 ]
 
 TASKS = ("sr", "denoise", "deblock")
-#: Which baseline method each task has: bicubic upscaling for SR, the degraded input otherwise.
-METHODS: dict[str, str] = {"sr": "bicubic", "denoise": "identity", "deblock": "identity"}
+#: The baseline methods of each task: bicubic upscaling for SR, the degraded input otherwise,
+#: and BM3D (given the true sigma; needs the optional `bm3d` package) for denoising.
+METHODS: dict[str, tuple[str, ...]] = {
+    "sr": ("bicubic",),
+    "denoise": ("identity", "bm3d"),
+    "deblock": ("identity",),
+}
 #: The JSON key of the degradation level of each task.
 LEVEL_KEYS: dict[str, str] = {"sr": "scale", "denoise": "sigma", "deblock": "quality"}
 
@@ -104,7 +111,8 @@ class EvalRequest:
         sigma: Gaussian noise sigma in 0-255 units (task denoise).
         quality: JPEG quality 1-100 (task deblock).
         model: a model file (.safetensors / .onnx) or a zoo name; exclusive with ``method``.
-        method: a baseline instead of a model: "bicubic" (sr) or "identity" (denoise, deblock).
+        method: a baseline instead of a model: "bicubic" (sr), "identity" (denoise,
+            deblock: the degraded input) or "bm3d" (denoise).
         scales: pyramid scales to run the model with (None: as trained).
         tta: x8 geometric self-ensemble (the paper's "+" results).
         inputs: optional folder of given degraded inputs, matched to the references by file
@@ -144,10 +152,10 @@ class EvalRequest:
             raise RequestError("give at least one data folder (--data DIR)")
         if (self.model is None) == (self.method is None):
             raise RequestError("give either a model (--model) or a baseline method (--method)")
-        if self.method is not None and self.method != METHODS[self.task]:
+        if self.method is not None and self.method not in METHODS[self.task]:
             raise RequestError(
                 f"--method {self.method} does not apply to --task {self.task} "
-                f"(its baseline is --method {METHODS[self.task]})"
+                f"(its baselines: {', '.join(METHODS[self.task])})"
             )
         if self.method is not None and (self.scales is not None or self.tta):
             raise RequestError("--scales and --tta apply to a model, not to a --method baseline")
@@ -506,7 +514,13 @@ def _evaluate_image(
             noisy = _given_input(given, task, clean, 1).astype(np.float64) / 255.0
         else:
             clean, noisy = denoise_pair(img, float(level), request.seed + index)
-        if restorer is None:
+        if restorer is None and request.method == "bm3d":
+            from scn_deploy.baselines import bm3d_denoise
+
+            estimate = bm3d_denoise(noisy, float(level))
+            out = np.clip(np.rint(estimate * 255.0), 0, 255).astype(np.uint8)
+            score = score_uint8(f.name, out, clean, crop=0)
+        elif restorer is None:
             score = score_noisy(f.name, noisy, clean)
             out = np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
         else:

@@ -56,23 +56,21 @@ def resolve_model(
         raise ConfigError(
             f"no model file or zoo model named {model!r} (zoo: {', '.join(available_names())})"
         )
-    key = (task, scale if task == "sr" else 1, gray)
-    name = DEFAULT_NAMES.get(key)
-    if name is None and gray:  # fall back to the colour model for gray input
-        name = DEFAULT_NAMES.get((task, key[1], False))
-    if name is None:
+    level = scale if task == "sr" else 1
+    preferred = DEFAULT_NAMES.get((task, level, gray))
+    # The other colour variant serves when the preferred one is not installed: a colour model
+    # takes gray images replicated to RGB, a gray model restores RGB channel by channel.
+    other = DEFAULT_NAMES.get((task, level, not gray))
+    candidates = [n for n in (preferred, other) if n is not None]
+    if not candidates:
         raise ConfigError(f"the zoo has no model for task={task} scale={scale}")
-    path = zoo_path(name)
-    if not path.exists() and gray:
-        colour = DEFAULT_NAMES.get((task, key[1], False))
-        if colour and zoo_path(colour).exists():
-            return zoo_path(colour)
-    if not path.exists():
-        raise ConfigError(
-            f"zoo model {name!r} is not installed at {path}; pass --model FILE "
-            f"(available: {', '.join(available_names()) or 'none'})"
-        )
-    return path
+    for name in candidates:
+        if zoo_path(name).exists():
+            return zoo_path(name)
+    raise ConfigError(
+        f"zoo model {candidates[0]!r} is not installed at {zoo_path(candidates[0])}; pass "
+        f"--model FILE (available: {', '.join(available_names()) or 'none'})"
+    )
 
 
 def available_names() -> list[str]:

@@ -80,3 +80,27 @@ def test_scn_models_shows_the_shipped_cards_headline_psnr() -> None:
         assert not headline["tta"]
         expected = {r["dataset"]: r["psnr_y"] for r in headline["results"]}
         assert row["psnr"] == pytest.approx(expected) and expected
+
+
+def test_zoo_default_falls_back_to_the_other_colour_variant(tmp_path: Path, monkeypatch) -> None:
+    """`scn denoise` with only `denoise-gray` installed uses it (and vice versa); a task with no
+    installed model is a clear error naming what is installed."""
+    import shutil
+
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.zoo import resolve_model
+
+    monkeypatch.setenv("SCN_MODELS", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"not installed.*available: none"):
+        resolve_model(None, task="denoise")
+    src = Path(__file__).resolve().parent.parent / "models" / "sr-x2.safetensors"
+    shutil.copy(src, tmp_path / "denoise-gray.safetensors")  # only the name matters here
+    assert resolve_model(None, task="denoise").name == "denoise-gray.safetensors"
+    assert resolve_model(None, task="denoise", gray=True).name == "denoise-gray.safetensors"
+    shutil.copy(src, tmp_path / "denoise.safetensors")
+    assert resolve_model(None, task="denoise").name == "denoise.safetensors"
+    assert resolve_model(None, task="denoise", gray=True).name == "denoise-gray.safetensors"
+    (tmp_path / "denoise-gray.safetensors").unlink()
+    assert resolve_model(None, task="denoise", gray=True).name == "denoise.safetensors"
+    with pytest.raises(ConfigError, match="available: denoise"):
+        resolve_model(None, task="deblock")

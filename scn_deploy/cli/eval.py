@@ -17,6 +17,7 @@ from scn_deploy.errors import ScnError
 class Method(StrEnum):
     bicubic = "bicubic"
     identity = "identity"
+    bm3d = "bm3d"
 
 
 class EngineName(StrEnum):
@@ -51,8 +52,9 @@ def eval_command(
     method: Annotated[
         Method | None,
         typer.Option(
-            help="Baseline instead of a model: bicubic (sr: MATLAB imresize of the LR) or "
-            "identity (denoise/deblock: score the degraded input)."
+            help="Baseline instead of a model: bicubic (sr: MATLAB imresize of the LR), "
+            "identity (denoise/deblock: score the degraded input) or bm3d (denoise: BM3D / "
+            "CBM3D told the true sigma; pip install 'scn-deploy[baselines]')."
         ),
     ] = None,
     scale: Annotated[int | None, typer.Option(help="SR factor (2, 3, 4); for --task sr.")] = None,

@@ -271,6 +271,11 @@ def load_spec(model: str | None, task: str, scale: int) -> tuple[Path, ModelSpec
     if spec.task != task:
         command = {"sr": "upscale", "denoise": "denoise", "deblock": "deblock"}[spec.task]
         raise fail(f"{path} is a {spec.describe()} model: use `scn {command}`", 2)
+    if model is None and spec.channels == 1:
+        err.print(
+            f"note: using the gray model {path.stem} (no colour {task} model is installed): "
+            "colour images are restored channel by channel"
+        )
     return path, spec
 
 
