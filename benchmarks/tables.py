@@ -80,6 +80,39 @@ PUBLISHED: Published = {
 }
 
 
+def _psnr_row(**by_level: float) -> dict[float, dict[str, float | str]]:
+    return {float(k.lstrip("qsx")): {"psnr_y": v} for k, v in by_level.items()}
+
+
+# Other methods' published PSNR (Y / gray), shown under each dataset as reference rows.
+# SCN: the paper (Tables 3-5; SR rows are its 64-block DIV2K models). BM3D / DnCNN on BSD68
+# and Set12: the DnCNN paper (Zhang et al. 2017, Tables 2-3). ARCNN on LIVE1 / Classic5: the
+# DnCNN paper's Table 5.
+REFERENCES: dict[tuple[str, str], list[tuple[str, dict[float, dict[str, float | str]]]]] = {
+    ("sr", "Set5"): [("SCN paper", _psnr_row(x2=38.18, x3=34.60, x4=32.39))],
+    ("sr", "Set14"): [("SCN paper", _psnr_row(x2=33.99, x3=30.50, x4=28.74))],
+    ("sr", "B100"): [("SCN paper", _psnr_row(x2=32.39, x3=29.26, x4=27.69))],
+    ("denoise", "BSD68"): [
+        ("BM3D (published)", _psnr_row(s15=31.07, s25=28.57, s50=25.62)),
+        ("DnCNN (published)", _psnr_row(s15=31.73, s25=29.23, s50=26.23)),
+        ("SCN paper", _psnr_row(s15=31.80, s25=29.31, s50=26.34)),
+    ],
+    ("denoise", "Set12"): [
+        ("BM3D (published)", _psnr_row(s15=32.37, s25=29.97, s50=26.72)),
+        ("DnCNN (published)", _psnr_row(s15=32.86, s25=30.44, s50=27.18)),
+        ("SCN paper", _psnr_row(s15=32.99, s25=30.64, s50=27.43)),
+    ],
+    ("deblock", "LIVE1"): [
+        ("ARCNN (published)", _psnr_row(q10=28.98, q20=31.29, q30=32.69, q40=33.63)),
+        ("SCN paper", _psnr_row(q10=29.36, q20=31.66, q30=33.04, q40=34.02)),
+    ],
+    ("deblock", "Classic5"): [
+        ("ARCNN (published)", _psnr_row(q10=29.04, q20=31.16, q30=32.52, q40=33.34)),
+        ("SCN paper", _psnr_row(q10=29.53, q20=31.72, q30=32.92, q40=33.78)),
+    ],
+}
+
+
 def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """Read ``scn eval --json`` documents; raises ValueError naming a malformed file."""
     runs = []
@@ -183,6 +216,10 @@ def markdown_tables(runs: list[dict[str, Any]], published: Published | None = PU
                 if pub:
                     values = [_cell(pub.get(c), fields) or "-" for c in columns]
                     out.append(f"| {name} | {label} (published) | " + " | ".join(values) + " |")
+            for ref_label, ref in REFERENCES.get((task, name), []) if published else []:
+                values = [_cell(ref.get(c), fields) or "-" for c in columns]
+                if any(v != "-" for v in values):
+                    out.append(f"| {name} | {ref_label} | " + " | ".join(values) + " |")
         out.append("")
     return "\n".join(out)
 
