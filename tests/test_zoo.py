@@ -67,6 +67,37 @@ def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -
     assert gain > 0.5, f"{entry.name} ({engine}) gains only {gain:.2f} dB over bicubic"
 
 
+RESTORE_ENTRIES = [e for e in ENTRIES if e.spec.task != "sr"]
+
+
+@pytest.mark.parametrize("entry", RESTORE_ENTRIES, ids=lambda e: e.name)
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_restore_zoo_model_improves_its_input(entry, engine: str, photo_rgb: np.ndarray) -> None:
+    """A denoiser beats its noisy input at two sigmas, a deblocker its JPEG at two qualities,
+    each told the level (a conditioned model runs every level with one set of weights)."""
+    if engine == "torch":
+        pytest.importorskip("torch")
+    from scn_deploy.degrade import jpeg_compress
+    from scn_deploy.metrics import rgb_to_y
+
+    spec = entry.spec
+    crop = photo_rgb[96 : 96 + 120, 160 : 160 + 120]
+    clean = crop if spec.channels == 3 else np.rint(rgb_to_y(crop)).astype(np.uint8)
+    restorer = Restorer(load_engine(entry.path, engine=engine))
+    levels = (15.0, 50.0) if spec.task == "denoise" else (10, 40)
+    for level in levels:
+        if spec.task == "denoise":
+            rng = np.random.default_rng(int(level))
+            degraded = (clean / 255.0 + rng.normal(0, level / 255, clean.shape)).astype(np.float32)
+            before = psnr(np.clip(np.rint(degraded * 255), 0, 255).astype(np.uint8), clean)
+        else:
+            degraded = jpeg_compress(clean, int(level))
+            before = psnr(degraded, clean)
+        out = to_dtype(restorer.restore(degraded, float(level)), np.uint8)
+        gain = psnr(out, clean) - before
+        assert gain > 0.3, f"{entry.name} ({engine}) at {level}: only {gain:+.2f} dB"
+
+
 def test_scn_models_shows_the_shipped_cards_headline_psnr() -> None:
     """`scn models` reads the card results that benchmarks/zoo_card.py writes."""
     from typer.testing import CliRunner
@@ -78,7 +109,10 @@ def test_scn_models_shows_the_shipped_cards_headline_psnr() -> None:
         card = json.loads(Path(row["path"]).with_suffix(".json").read_text())
         headline = next(e for e in card["evaluations"] if e["model"] == row["name"])
         assert not headline["tta"]
-        expected = {r["dataset"]: r["psnr_y"] for r in headline["results"]}
+        level = {"sr": "", "denoise": f" sigma {headline.get('sigma', 0):g}"}.get(
+            row["task"], f" q{headline.get('quality', 0):g}"
+        )
+        expected = {r["dataset"] + level: r["psnr_y"] for r in headline["results"]}
         assert row["psnr"] == pytest.approx(expected) and expected
 
 

@@ -13,6 +13,15 @@ from scn_deploy.cli.app import app, fail, out
 from scn_deploy.errors import ScnError
 
 
+def _level_suffix(doc: dict[str, Any]) -> str:
+    """ " sigma 25" / " q10" for restoration results (a conditioned model has many levels)."""
+    if isinstance(doc.get("sigma"), int | float):
+        return f" sigma {doc['sigma']:g}"
+    if isinstance(doc.get("quality"), int | float):
+        return f" q{doc['quality']:g}"
+    return ""
+
+
 def _benchmarks(results: Any) -> dict[str, float]:
     """Benchmark PSNRs in a model's results JSON: `scn eval --json` documents (one, or a
     list of them: "results": [{"dataset", "psnr_y", ...}]) or any {"<dataset>": {"psnr..."}}
@@ -33,7 +42,7 @@ def _benchmarks(results: Any) -> dict[str, float]:
             continue
         for row in doc.get("results", []) if isinstance(doc.get("results"), list) else []:
             if isinstance(row, dict) and isinstance(row.get("psnr_y"), int | float):
-                found[str(row.get("dataset", "?"))] = float(row["psnr_y"])
+                found[str(row.get("dataset", "?")) + _level_suffix(doc)] = float(row["psnr_y"])
         for key, value in doc.items():
             if isinstance(value, dict):
                 psnr = next(

@@ -1,0 +1,121 @@
+"""Run the standard `scn eval` set of a zoo model (and its task's baselines): one JSON each.
+
+The README and card tables are made from these files by benchmarks/tables.py and
+benchmarks/zoo_card.py. Every run is a plain `scn eval` command line, printed before it runs
+(copy it to reproduce one number); existing result files are kept unless --force.
+
+    python benchmarks/eval_zoo.py denoise-gray [--baselines] [--jobs 2] [--engine onnx]
+
+Sets (names resolved under the data root, see `scn eval --help`):
+    sr        Set5, Set14, B100 at the model's scale              -> NAME-model.json
+    denoise   BSD68 + Set12 (gray) or CBSD68 (colour) at sigma 15, 25, 50; BSD68 / CBSD68 also
+              at sigma 10, 20, 30, 40 (a conditioned model between its trained levels)
+                                                                  -> NAME-s<sigma>.json
+    deblock   LIVE1 + Classic5 at quality 10, 20, 30, 40           -> NAME-q<quality>.json
+--baselines adds the degraded input (identity) at the same levels and, for denoising, BM3D at
+sigma 25 (--bm3d-sigma to choose others): denoise-s<sigma>-bm3d.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from scn_deploy.zoo import zoo_path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> list[list[str]]:
+    """The `scn eval` argument lists for a model (and its baselines), each with its --json."""
+    from scn_deploy.modelfile import read_spec
+
+    spec = read_spec(zoo_path(name))
+    model = ["--model", name, "--engine", engine]
+    runs: list[list[str]] = []
+
+    def add(data: list[str], level: list[str], who: list[str], out: str) -> None:
+        folders = [a for d in data for a in ("--data", d)]
+        runs.append(["eval", *folders, "--task", spec.task, *level, *who, "--json", out])
+
+    if spec.task == "sr":
+        add(["Set5", "Set14", "B100"], ["--scale", str(spec.scale)], model, f"{name}-model.json")
+        return runs
+    if spec.task == "denoise":
+        full, only = (["BSD68", "Set12"], ["BSD68"]) if spec.channels == 1 else (["CBSD68"],) * 2
+        tag = "" if spec.channels == 1 else "colour-"
+        for sigma in (15, 25, 50, 10, 20, 30, 40):
+            data = full if sigma in (15, 25, 50) else only
+            level = ["--sigma", str(sigma)]
+            add(data, level, model, f"{name}-s{sigma}.json")
+            if baselines:
+                add(data, level, ["--method", "identity"], f"denoise-{tag}s{sigma}-identity.json")
+        for sigma in bm3d_sigmas if baselines else []:
+            add(
+                only,
+                ["--sigma", str(sigma)],
+                ["--method", "bm3d"],
+                f"denoise-{tag}s{sigma}-bm3d.json",
+            )
+        return runs
+    for q in (10, 20, 30, 40):
+        add(["LIVE1", "Classic5"], ["--quality", str(q)], model, f"{name}-q{q}.json")
+        if baselines:
+            add(
+                ["LIVE1", "Classic5"],
+                ["--quality", str(q)],
+                ["--method", "identity"],
+                f"deblock-q{q}-identity.json",
+            )
+    return runs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", help="zoo model name, e.g. denoise-gray")
+    parser.add_argument("--engine", default="onnx", help="scn eval --engine (default: onnx)")
+    parser.add_argument("--baselines", action="store_true", help="also the baselines")
+    parser.add_argument("--bm3d-sigma", type=int, action="append", default=None)
+    parser.add_argument("--jobs", type=int, default=1, help="evaluations run at once")
+    parser.add_argument("--force", action="store_true", help="re-run existing result files")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args()
+
+    runs = plan(
+        args.name, engine=args.engine, baselines=args.baselines, bm3d_sigmas=args.bm3d_sigma or [25]
+    )
+    todo = []
+    for run in runs:
+        out = RESULTS / run[-1]
+        run[-1] = str(out.relative_to(ROOT))
+        if out.exists() and not args.force:
+            print(f"keep {run[-1]}")
+            continue
+        todo.append(run)
+    env = dict(os.environ)
+    if args.jobs > 1:  # one core per evaluation: ONNX Runtime and torch intra-op threads
+        env.update(SCN_THREADS="1", OMP_NUM_THREADS="1")
+
+    def execute(run: list[str]) -> int:
+        print("scn " + shlex.join(run), flush=True)
+        if args.dry_run:
+            return 0
+        cmd = [sys.executable, "-m", "scn_deploy.cli", *run]
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        if done.returncode:
+            print(f"FAILED ({done.returncode}): scn {shlex.join(run)}", file=sys.stderr)
+        return done.returncode
+
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        codes = list(pool.map(execute, todo))
+    return 1 if any(codes) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
