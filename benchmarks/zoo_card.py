@@ -81,9 +81,7 @@ def main() -> int:
         "",
         "| | |",
         "|---|---|",
-        f"| task | {spec.task} (x{spec.scale}) |"
-        if spec.task == "sr"
-        else f"| task | {spec.task} |",
+        f"| task | {spec.describe()} |",
         f"| preset | {spec.preset} ({arch.num_blocks} blocks, {arch.num_features} features, "
         f"x{arch.width_multiplier:g} width) |",
         f"| pyramid | {arch.num_scales} scales trained, ratio {arch.ratio_fraction}, scale "
@@ -98,7 +96,8 @@ def main() -> int:
         f"| training data | {', '.join(Path(d).name for d in t.get('data', []))} "
         f"({t.get('train_images', '?')} images; {t.get('val_images', '?')} held out for "
         "validation) |",
-        f"| steps / batch / patch | {t.get('steps')} / {t.get('batch')} / {t.get('patch')} (LR) |",
+        f"| steps / batch / patch | {t.get('steps')} / {t.get('batch')} / {t.get('patch')} "
+        f"({'LR ' if spec.task == 'sr' else ''}pixels) |",
         f"| hardware / wall time | {t.get('device')} / {t.get('seconds', 0) / 3600:.2f} h of "
         "training steps |",
         f"| initialised from | {t.get('init') or 'scratch'} |",
