@@ -49,6 +49,10 @@ class TensorrtEngine(Engine):
         with torch.cuda.device(self._device):
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self._engine = runtime.deserialize_cuda_engine(built.path.read_bytes())
+            if self._engine is None:  # e.g. a cached engine from another TensorRT build
+                raise ConfigError(
+                    f"TensorRT cannot load the cached engine {built.path}: delete it to rebuild"
+                )
             self._context = self._engine.create_execution_context()
         self._names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._inputs = [
