@@ -4,7 +4,7 @@ The README and card tables are made from these files by benchmarks/tables.py and
 benchmarks/zoo_card.py. Every run is a plain `scn eval` command line, printed before it runs
 (copy it to reproduce one number); existing result files are kept unless --force.
 
-    python benchmarks/eval_zoo.py denoise-gray [--baselines] [--jobs 2] [--engine onnx]
+    python benchmarks/eval_zoo.py NAME [NAME ...] [--baselines] [--jobs 2] [--engine onnx]
 
 Sets (names resolved under the data root, see `scn eval --help`):
     sr        Set5, Set14, B100 at the model's scale              -> NAME-model.json
@@ -78,7 +78,7 @@ def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="zoo model name, e.g. denoise-gray")
+    parser.add_argument("names", nargs="+", help="zoo model names, e.g. denoise-gray")
     parser.add_argument("--engine", default="onnx", help="scn eval --engine (default: onnx)")
     parser.add_argument("--baselines", action="store_true", help="also the baselines")
     parser.add_argument("--bm3d-sigma", type=int, action="append", default=None)
@@ -87,9 +87,14 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args()
 
-    runs = plan(
-        args.name, engine=args.engine, baselines=args.baselines, bm3d_sigmas=args.bm3d_sigma or [25]
-    )
+    runs = [
+        run
+        for name in args.names
+        for run in plan(
+            name, engine=args.engine, baselines=args.baselines, bm3d_sigmas=args.bm3d_sigma or [25]
+        )
+    ]
+    runs.sort(key=lambda run: "bm3d" not in run)  # the longest runs first
     todo = []
     for run in runs:
         out = RESULTS / run[-1]
