@@ -35,7 +35,7 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     img = img.copy()
     cv2.rectangle(img, (0, 0), (img.shape[1], 22), (0, 0, 0) if img.ndim == 3 else 0, -1)
     white = (255, 255, 255) if img.ndim == 3 else 255
-    cv2.putText(img, text, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, white, 1, cv2.LINE_AA)
+    cv2.putText(img, text, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, white, 1, cv2.LINE_AA)
     return img
 
 
@@ -96,7 +96,7 @@ def denoise_figure(sigma: float = 25.0) -> Path:
     except ConfigError as exc:  # the BM3D panel is optional (bm3d not installed)
         print(f"(no BM3D panel: {exc})", file=sys.stderr)
     panels += [(restored, f"SCN denoise {psnr(restored, clean):.2f} dB"), (clean, "original")]
-    return save_strip("denoise", panels, 60, 150, 180)
+    return save_strip("denoise", panels, 20, 80, 150)
 
 
 def deblock_figure(quality: int = 10) -> Path:
@@ -114,9 +114,9 @@ def deblock_figure(quality: int = 10) -> Path:
             (restored, f"SCN deblock {psnr(restored, clean):.2f} dB"),
             (clean, "original"),
         ],
-        60,
+        20,
+        80,
         150,
-        180,
     )
 
 

@@ -17,6 +17,8 @@ from scn_deploy.errors import ScnError
 # The process umask (mkstemp creates files 0600; outputs should get the usual permissions).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+#: The mode a newly created file gets under the process umask (e.g. 0644).
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
@@ -39,7 +41,7 @@ def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None
                 fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)
+        os.chmod(tmp_name, FILE_MODE)
         os.replace(tmp_name, path)
     except OSError as exc:
         Path(tmp_name).unlink(missing_ok=True)

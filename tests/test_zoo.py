@@ -138,3 +138,33 @@ def test_zoo_default_falls_back_to_the_other_colour_variant(tmp_path: Path, monk
     assert resolve_model(None, task="denoise", gray=True).name == "denoise.safetensors"
     with pytest.raises(ConfigError, match="available: denoise"):
         resolve_model(None, task="deblock")
+
+
+@pytest.mark.skipif(
+    "denoise-gray" not in [e.name for e in ENTRIES] or "denoise" in [e.name for e in ENTRIES],
+    reason="needs the gray denoiser without a colour one",
+)
+def test_colour_photo_through_the_gray_denoiser(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    """With only denoise-gray installed, `scn denoise` restores a colour photo channel by
+    channel, says so (unless --quiet), and writes a colour image that beats the noisy one."""
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+    from scn_deploy.imageio import read_image, write_image
+
+    clean = photo_rgb[100:164, 180:244]
+    rng = np.random.default_rng(0)
+    noisy = np.clip(np.rint(clean + rng.normal(0, 25, clean.shape)), 0, 255).astype(np.uint8)
+    write_image(tmp_path / "noisy.png", noisy)
+    res = CliRunner().invoke(app, ["denoise", str(tmp_path / "noisy.png"), "--sigma", "25"])
+    assert res.exit_code == 0, res.output
+    assert "channel by channel" in res.output
+    written = sorted(p for p in tmp_path.iterdir() if p.name != "noisy.png")
+    assert len(written) == 1
+    out = read_image(written[0])
+    assert out.shape == clean.shape
+    assert psnr(out, clean) > psnr(noisy, clean) + 3
+    quiet = CliRunner().invoke(
+        app, ["denoise", str(tmp_path / "noisy.png"), "--sigma", "25", "--quiet", "--overwrite"]
+    )
+    assert quiet.exit_code == 0 and "channel by channel" not in quiet.output

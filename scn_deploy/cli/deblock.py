@@ -81,7 +81,7 @@ def deblock(
     actors: Actors = None,
 ) -> None:
     """Remove JPEG blocking and ringing with an SCN deblocking model."""
-    path, spec = load_spec(model, "deblock", 1)
+    path, spec = load_spec(model, "deblock", 1, quiet=quiet)
     level = check_level(spec, quality, "--quality")
     common = Common.pick(locals())
     execute(common, task="deblock", model_path=path, level=level)

@@ -82,7 +82,7 @@ def denoise(
     actors: Actors = None,
 ) -> None:
     """Remove Gaussian noise of a given sigma with an SCN denoising model."""
-    path, spec = load_spec(model, "denoise", 1)
+    path, spec = load_spec(model, "denoise", 1, quiet=quiet)
     level = check_level(spec, sigma, "--sigma")
     common = Common.pick(locals())
     execute(common, task="denoise", model_path=path, level=level)

@@ -251,7 +251,9 @@ def _check_device(device: str) -> None:
         raise fail(f"--device must be cpu, cuda or cuda:N, got {device!r}", 2)
 
 
-def load_spec(model: str | None, task: str, scale: int) -> tuple[Path, ModelSpec]:
+def load_spec(
+    model: str | None, task: str, scale: int, *, quiet: bool = False
+) -> tuple[Path, ModelSpec]:
     """Resolve --model (or the zoo default) and read what the model is; exit on errors."""
     from scn_deploy.modelfile import read_spec
     from scn_deploy.zoo import resolve_model
@@ -271,7 +273,7 @@ def load_spec(model: str | None, task: str, scale: int) -> tuple[Path, ModelSpec
     if spec.task != task:
         command = {"sr": "upscale", "denoise": "denoise", "deblock": "deblock"}[spec.task]
         raise fail(f"{path} is a {spec.describe()} model: use `scn {command}`", 2)
-    if model is None and spec.channels == 1:
+    if model is None and spec.channels == 1 and not quiet:
         err.print(
             f"note: using the gray model {path.stem} (no colour {task} model is installed): "
             "colour images are restored channel by channel"

@@ -87,7 +87,7 @@ def upscale(
     """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
     if scale is not None and scale not in (2, 3, 4):
         raise fail(f"--scale must be 2, 3 or 4, got {scale}", 2)
-    path, spec = load_spec(model, "sr", scale or 4)
+    path, spec = load_spec(model, "sr", scale or 4, quiet=quiet)
     if scale is not None and spec.scale != scale:
         raise fail(
             f"{path} upscales x{spec.scale}, not x{scale} (drop --scale or pick another model)", 2

@@ -14,7 +14,7 @@ from torch import nn
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.arch.scn import SCN, flops_per_output_megapixel, fuse_weight_norm
-from scn_deploy.atomic import atomic_write
+from scn_deploy.atomic import FILE_MODE, atomic_write
 from scn_deploy.errors import ScnError
 
 DEFAULT_OPSET = 17
@@ -103,6 +103,7 @@ def export_onnx(
         set_metadata(proto, meta)
         proto.producer_name = "scn-deploy"
         onnx.save(proto, tmp)
+        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
