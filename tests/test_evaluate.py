@@ -150,9 +150,14 @@ def test_bm3d_baseline_follows_the_denoise_protocol(gray_dir: Path, colour_dir: 
     first = sorted(gray_dir.iterdir())[0]
     clean, noisy = denoise_pair(read_image(first), 25.0, 0)
     by_hand = np.clip(np.rint(bm3d.bm3d(noisy, sigma_psd=25 / 255) * 255), 0, 255)
+    # BM3D's compiled library is not bit-reproducible from call to call (seen: 0.0015 dB apart
+    # on a 48x56 crop); other noise (seed 1) moves the result by far more than this tolerance.
     assert res.results[0].per_image[0].psnr_y == pytest.approx(
-        psnr(by_hand.astype(np.uint8), clean), abs=1e-9
+        psnr(by_hand.astype(np.uint8), clean), abs=0.02
     )
+    _, other_noise = denoise_pair(read_image(first), 25.0, 1)
+    other = np.clip(np.rint(bm3d.bm3d(other_noise, sigma_psd=25 / 255) * 255), 0, 255)
+    assert abs(psnr(other.astype(np.uint8), clean) - res.results[0].per_image[0].psnr_y) > 0.02
     colour = evaluate(EvalRequest(data=[colour_dir], task="denoise", sigma=15.0, method="bm3d"))
     noisy_c = evaluate(
         EvalRequest(data=[colour_dir], task="denoise", sigma=15.0, method="identity")
