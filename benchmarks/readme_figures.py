@@ -25,6 +25,7 @@ from scn_deploy.degrade import bicubic_degrade, imresize
 from scn_deploy.errors import ConfigError
 from scn_deploy.imageio import read_image, write_image
 from scn_deploy.metrics import psnr
+from scn_deploy.restore import to_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "images"
@@ -90,8 +91,7 @@ def denoise_figure(sigma: float = 25.0) -> Path:
     try:
         from scn_deploy.baselines import bm3d_denoise
 
-        est = bm3d_denoise(noisy.astype(np.float64) / 255, sigma)
-        bm3d = np.clip(np.rint(est * 255), 0, 255).astype(np.uint8)
+        bm3d = to_dtype(bm3d_denoise(noisy.astype(np.float64) / 255, sigma), np.uint8)
         panels.append((bm3d, f"BM3D {psnr(bm3d, clean):.2f} dB"))
     except ConfigError as exc:  # the BM3D panel is optional (bm3d not installed)
         print(f"(no BM3D panel: {exc})", file=sys.stderr)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,31 +22,44 @@ os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
 
 
-def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and a rename.
+@contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path in `path`'s folder to write to; renamed to `path` on success.
 
-    `data` is the bytes, or a function that writes them into the (seekable) temporary file.
-    Missing parent folders are created. On any error (or Ctrl-C) the temporary file is
-    removed and `path` is untouched. Raises `ScnError` for OS errors.
+    For writers that want a file name rather than a file object (e.g. `torch.onnx.export`).
+    Missing parent folders are created; the file gets the usual mode (not mkstemp's 0600).
+    On any error (or Ctrl-C) the temporary file is removed and `path` is untouched. Raises
+    `ScnError` for OS errors.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     except OSError as exc:
         raise ScnError(f"{path}: cannot create file ({exc.strerror or exc})") from exc
+    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w+b") as fh:
-            if callable(data):
-                data(fh)
-            else:
-                fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise ScnError(f"{path}: cannot write file ({exc.strerror or exc})") from exc
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and a rename.
+
+    `data` is the bytes, or a function that writes them into the (seekable) temporary file.
+    Same guarantees as `atomic_target`.
+    """
+    with atomic_target(path) as tmp, open(tmp, "w+b") as fh:
+        if callable(data):
+            data(fh)
+        else:
+            fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())

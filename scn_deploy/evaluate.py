@@ -516,9 +516,9 @@ def _evaluate_image(
             clean, noisy = denoise_pair(img, float(level), request.seed + index)
         if restorer is None and request.method == "bm3d":
             from scn_deploy.baselines import bm3d_denoise
+            from scn_deploy.restore import to_dtype
 
-            estimate = bm3d_denoise(noisy, float(level))
-            out = np.clip(np.rint(estimate * 255.0), 0, 255).astype(np.uint8)
+            out = to_dtype(bm3d_denoise(noisy, float(level)), np.uint8)
             score = score_uint8(f.name, out, clean, crop=0)
         elif restorer is None:
             score = score_noisy(f.name, noisy, clean)

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from scn_deploy.errors import ConfigError, DataError  # noqa: E402
 from scn_deploy.imageio import write_image  # noqa: E402
+from scn_deploy.metrics import psnr  # noqa: E402
 from scn_deploy.modelfile import load_model  # noqa: E402
 from scn_deploy.train import TrainConfig, Trainer  # noqa: E402
 from scn_deploy.train.data import BatchMaker  # noqa: E402
@@ -143,8 +144,6 @@ def test_restore_training_starts_from_the_identity(tmp_path: Path, images: Path)
     x = torch.rand(1, 3, 20, 20)
     with torch.no_grad():
         assert torch.equal(trainer.model(x), x)
-    from scn_deploy.metrics import psnr
-
     noisy = [
         (s.inputs[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
         for s in trainer.val_set

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from torch import nn
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.arch.scn import SCN, flops_per_output_megapixel, fuse_weight_norm
-from scn_deploy.atomic import FILE_MODE, atomic_write
+from scn_deploy.atomic import atomic_target, atomic_write
 from scn_deploy.errors import ScnError
 
 DEFAULT_OPSET = 17
@@ -73,10 +72,7 @@ def export_onnx(
         names.append(INPUT_LEVEL)
         axes[INPUT_LEVEL] = {0: "batch", 2: "height", 3: "width"}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             # The TorchScript-based exporter keeps H/W symbolic through the integer pyramid-size
@@ -84,7 +80,7 @@ def export_onnx(
             torch.onnx.export(
                 wrapper,
                 example,
-                tmp,
+                str(tmp),
                 input_names=names,
                 output_names=[OUTPUT],
                 dynamic_axes=axes,
@@ -103,11 +99,6 @@ def export_onnx(
         set_metadata(proto, meta)
         proto.producer_name = "scn-deploy"
         onnx.save(proto, tmp)
-        os.chmod(tmp, FILE_MODE)  # mkstemp made it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
