@@ -11,7 +11,8 @@ Sets (names resolved under the data root, see `scn eval --help`):
     denoise   BSD68 + Set12 (gray) or CBSD68 (colour) at sigma 15, 25, 50; BSD68 / CBSD68 also
               at sigma 10, 20, 30, 40 (a conditioned model between its trained levels)
                                                                   -> NAME-s<sigma>.json
-    deblock   LIVE1 + Classic5 at quality 10, 20, 30, 40           -> NAME-q<quality>.json
+    deblock   LIVE1 + Classic5 (gray: Y protocol) or LIVE1 --colour (colour JPEG protocol)
+              at quality 10, 20, 30, 40                           -> NAME-q<quality>.json
 --baselines adds the degraded input (identity) at the same levels and, for denoising, BM3D at
 sigma 25 (--bm3d-sigma to choose others): denoise-s<sigma>-bm3d.json.
 """
@@ -64,15 +65,14 @@ def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> 
                 f"denoise-{tag}s{sigma}-bm3d.json",
             )
         return runs
+    gray = spec.channels == 1
+    data, protocol = (["LIVE1", "Classic5"], []) if gray else (["LIVE1"], ["--colour"])
+    tag = "" if gray else "colour-"
     for q in (10, 20, 30, 40):
-        add(["LIVE1", "Classic5"], ["--quality", str(q)], model, f"{name}-q{q}.json")
+        level = ["--quality", str(q), *protocol]
+        add(data, level, model, f"{name}-q{q}.json")
         if baselines:
-            add(
-                ["LIVE1", "Classic5"],
-                ["--quality", str(q)],
-                ["--method", "identity"],
-                f"deblock-q{q}-identity.json",
-            )
+            add(data, level, ["--method", "identity"], f"deblock-{tag}q{q}-identity.json")
     return runs
 
 

@@ -29,11 +29,22 @@ TASK_TITLES = {
 #: What each cell shows, per task (None values are left out of the cell).
 CELL_FIELDS = {
     "sr": ("psnr_y", "ssim_y"),
-    "deblock": ("psnr_y", "ssim_y"),
+    "deblock": ("psnr_y", "ssim_y", "psnr_rgb"),
     "denoise": ("psnr_y", "ssim_y", "psnr_rgb"),
 }
 FIELD_NAMES = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB"}
-DATASET_ORDER = ("Set5", "Set14", "B100", "Urban100", "LIVE1", "Classic5", "Set12", "BSD68")
+DATASET_ORDER = (
+    "Set5",
+    "Set14",
+    "B100",
+    "Urban100",
+    "LIVE1",
+    "LIVE1 colour",
+    "Classic5",
+    "Set12",
+    "BSD68",
+    "CBSD68",
+)
 
 # Published numbers: (task, row label, dataset) -> {level: {field: value}}; a value is a number
 # or a string shown as it is (for approximate figures such as "~24.6").
@@ -142,6 +153,12 @@ def run_label(run: dict[str, Any]) -> str:
     return label
 
 
+def dataset_label(run: dict[str, Any], result: dict[str, Any]) -> str:
+    """A result's dataset name; "NAME colour" under the colour JPEG protocol (a separate table
+    row: its numbers are not comparable with the Y-channel protocol's)."""
+    return result["dataset"] + (" colour" if run.get("colour") else "")
+
+
 def level_header(task: str, level: float) -> str:
     return {"sr": f"x{level:g}", "denoise": f"sigma {level:g}", "deblock": f"q {level:g}"}[task]
 
@@ -191,7 +208,7 @@ def markdown_tables(runs: list[dict[str, Any]], published: Published | None = PU
             if label not in labels:
                 labels.append(label)
             for res in run["results"]:
-                name = res["dataset"]
+                name = dataset_label(run, res)
                 if name not in datasets:
                     datasets.append(name)
                 row = cells.setdefault((label, name), {})

@@ -30,6 +30,9 @@ Protocols (all images 8-bit; an alpha channel is dropped; 16-bit files are rejec
   libjpeg (:func:`scn_deploy.degrade.jpeg_compress`) and decoded; the model restores the gray
   image (an RGB model gets it replicated to three channels, see :class:`Restorer`); PSNR and
   SSIM on that gray image, crop 0. ``method="identity"`` scores the decoded JPEG.
+  With ``colour=True`` (``scn eval --colour``; the colour JPEG protocol of FBCNN / QGAC) the RGB
+  image itself is JPEG-encoded (4:2:0 chroma, OpenCV's libjpeg) and restored in colour; PSNR /
+  SSIM on its Y (unrounded BT.601) plus PSNR over RGB, crop 0. Gray files stay gray.
 
 Dataset numbers are means over the images of the per-image PSNR / SSIM (the usual convention).
 """
@@ -115,6 +118,8 @@ class EvalRequest:
             deblock: the degraded input) or "bm3d" (denoise).
         scales: pyramid scales to run the model with (None: as trained).
         tta: x8 geometric self-ensemble (the paper's "+" results).
+        colour: deblock only: the colour JPEG protocol (encode the RGB image, restore in
+            colour, score Y and RGB) instead of the Y-channel one.
         inputs: optional folder of given degraded inputs, matched to the references by file
             stem (``inputs/<dataset>/<stem>.*`` if that subfolder exists, else
             ``inputs/<stem>.*``); replaces the synthetic degradation.
@@ -133,6 +138,7 @@ class EvalRequest:
     method: str | None = None
     scales: int | None = None
     tta: bool = False
+    colour: bool = False
     inputs: str | os.PathLike[str] | None = None
     save_images: str | os.PathLike[str] | None = None
     seed: int = 0
@@ -179,6 +185,8 @@ class EvalRequest:
             raise RequestError(f"--quality must be an integer in 1..100, got {self.quality}")
         if self.scales is not None and self.scales < 1:
             raise RequestError(f"--scales must be >= 1, got {self.scales}")
+        if self.colour and self.task != "deblock":
+            raise RequestError("--colour applies to --task deblock (the colour JPEG protocol)")
 
 
 @dataclass
@@ -239,12 +247,16 @@ class EvalResult:
     scales: int | None
     tta: bool
     results: list[DatasetResult]
+    colour: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The ``scn eval --json`` document::
 
         {"task", "scale" | "sigma" | "quality", "model" | "method", "scales", "tta",
+         ["colour": true,]
          "results": [{"dataset", "images", "psnr_y", "ssim_y", "psnr_rgb", "seconds"}, ...]}
+
+        ``colour`` is present (true) only for the colour JPEG protocol.
         """
         doc: dict[str, Any] = {"task": self.task, LEVEL_KEYS[self.task]: _json_number(self.level)}
         if self.model is not None:
@@ -253,6 +265,8 @@ class EvalResult:
             doc["method"] = self.method
         doc["scales"] = self.scales
         doc["tta"] = self.tta
+        if self.colour:
+            doc["colour"] = True
         doc["results"] = [r.to_dict() for r in self.results]
         return doc
 
@@ -306,9 +320,15 @@ def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, 
     return img, add_gaussian_noise(img.astype(np.float64) / 255.0, sigma, rng=seed)
 
 
-def deblock_pair(img: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
-    """(gray reference, its JPEG at ``quality``): Y rounded to uint8, encoded as 1 channel."""
-    ref = y_uint8(img)
+def deblock_pair(
+    img: np.ndarray, quality: int, colour: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, its JPEG at ``quality``).
+
+    Default: Y rounded to uint8, encoded as 1 channel. ``colour``: the image as it is (RGB
+    encoded with 4:2:0 chroma; a gray file as 1 channel).
+    """
+    ref = img if colour else y_uint8(img)
     return ref, jpeg_compress(ref, quality)
 
 
@@ -473,10 +493,12 @@ def _restore_uint8(restorer: Any, image: np.ndarray, level: float | None) -> np.
     return to_dtype(restorer.restore(image, level), np.uint8)
 
 
-def _given_input(path: Path, task: str, ref: np.ndarray, scale: int) -> np.ndarray:
+def _given_input(
+    path: Path, task: str, ref: np.ndarray, scale: int, colour: bool = False
+) -> np.ndarray:
     """A given degraded input, checked against its reference (size and colour)."""
     img = load_benchmark_image(path)
-    if task == "deblock":
+    if task == "deblock" and not colour:
         img = y_uint8(img)
     want = (ref.shape[0] // scale, ref.shape[1] // scale) if task == "sr" else ref.shape[:2]
     if img.shape[:2] != want:
@@ -484,7 +506,7 @@ def _given_input(path: Path, task: str, ref: np.ndarray, scale: int) -> np.ndarr
             f"{path}: size {img.shape[1]}x{img.shape[0]} does not match the reference "
             f"(expected {want[1]}x{want[0]})"
         )
-    if task != "deblock" and img.ndim != ref.ndim:
+    if (task != "deblock" or colour) and img.ndim != ref.ndim:
         kinds = ("gray", "colour")
         raise DataError(
             f"{path}: a {kinds[img.ndim == 3]} input for a {kinds[ref.ndim == 3]} reference image"
@@ -527,13 +549,14 @@ def _evaluate_image(
             out = _restore_uint8(restorer, noisy.astype(np.float32), float(level))
             score = score_uint8(f.name, out, clean, crop=0)
     else:
+        colour = request.colour
         if given:
-            ref = y_uint8(img)
-            coded = _given_input(given, task, ref, 1)
+            ref = img if colour else y_uint8(img)
+            coded = _given_input(given, task, ref, 1, colour)
         else:
-            ref, coded = deblock_pair(img, int(level))
+            ref, coded = deblock_pair(img, int(level), colour)
         out = coded if restorer is None else _restore_uint8(restorer, coded, float(level))
-        score = score_uint8(f.name, out, ref, crop=0, colour=False)
+        score = score_uint8(f.name, out, ref, crop=0, colour=colour)
     return score, out
 
 
@@ -575,7 +598,7 @@ def evaluate_files(
             write_image(save_dir / f"{f.stem}.png", out)
         if progress is not None:
             progress(dataset, i + 1, len(files))
-    colour = any(s.colour for s in scores) and request.task != "deblock"
+    colour = any(s.colour for s in scores) and (request.task != "deblock" or request.colour)
     return DatasetResult(
         dataset=dataset,
         images=len(scores),
@@ -633,4 +656,5 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         scales=restorer.engine.num_scales if restorer is not None else None,
         tta=request.tta,
         results=results,
+        colour=request.colour,
     )

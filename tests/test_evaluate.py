@@ -182,6 +182,41 @@ def test_identity_deblock_psnr_increases_with_quality(colour_dir: Path) -> None:
     assert all(a[0] < b[0] and a[1] < b[1] for a, b in itertools.pairwise(values))
 
 
+def test_colour_jpeg_protocol(colour_dir: Path, tmp_path: Path) -> None:
+    """--colour encodes the RGB image itself (4:2:0) and scores Y and RGB against it."""
+    from scn_deploy.degrade import jpeg_compress
+    from scn_deploy.metrics import psnr
+
+    doc_path = tmp_path / "c.json"
+    code, text, doc = _eval(
+        "--data", str(colour_dir), "--task", "deblock", "--quality", "15", "--method",
+        "identity", "--colour", "--json", str(doc_path),
+    )  # fmt: skip
+    assert code == 0, text
+    assert doc is not None and doc["colour"] is True
+    want_y, want_rgb = [], []
+    for name in ("a", "b", "c"):
+        ref = read_image(colour_dir / f"{name}.png")
+        coded = jpeg_compress(ref, 15)
+        want_y.append(psnr(coded, ref, crop_border=0, y_channel=True))
+        want_rgb.append(psnr(coded, ref, crop_border=0, y_channel=False))
+    (r,) = doc["results"]
+    assert r["psnr_y"] == pytest.approx(np.mean(want_y), abs=1e-9)
+    assert r["psnr_rgb"] == pytest.approx(np.mean(want_rgb), abs=1e-9)
+    # Not the Y protocol: chroma subsampling costs RGB PSNR, and the numbers differ.
+    (gray,) = evaluate(
+        EvalRequest(data=[colour_dir], task="deblock", quality=15, method="identity")
+    ).results
+    assert gray.psnr_rgb is None and gray.psnr_y != pytest.approx(r["psnr_y"], abs=1e-3)
+    assert "colour" not in json.dumps(
+        evaluate(
+            EvalRequest(data=[colour_dir], task="deblock", quality=15, method="identity")
+        ).to_dict()
+    )
+    with pytest.raises(RequestError, match="--colour applies to --task deblock"):
+        EvalRequest(data=[colour_dir], task="sr", scale=2, method="bicubic", colour=True).validate()
+
+
 def test_save_images_and_given_inputs(colour_dir: Path, tmp_path: Path) -> None:
     saved = tmp_path / "saved"
     code, text, doc = _eval(

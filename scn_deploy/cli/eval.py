@@ -70,6 +70,14 @@ def eval_command(
     tta: Annotated[
         bool, typer.Option("--tta", help="x8 self-ensemble (flips and rotations, averaged).")
     ] = False,
+    colour: Annotated[
+        bool,
+        typer.Option(
+            "--colour",
+            help="deblock: the colour JPEG protocol (encode the RGB image with 4:2:0 chroma, "
+            "restore in colour, report Y and RGB PSNR) instead of the Y-channel one.",
+        ),
+    ] = False,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
     ] = None,
@@ -107,6 +115,7 @@ def eval_command(
         method=method.value if method is not None else None,
         scales=scales,
         tta=tta,
+        colour=colour,
         inputs=inputs,
         save_images=save_images,
         seed=seed,
@@ -149,6 +158,8 @@ def eval_command(
         extra.append(f"{result.scales} scales")
     if result.tta:
         extra.append("x8 TTA")
+    if result.colour:
+        extra.append("colour JPEG")
     title = f"{result.task} {level}, {what}" + (f" ({', '.join(extra)})" if extra else "")
     table = Table(title=title)
     table.add_column("dataset", style="bold")
