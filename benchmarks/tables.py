@@ -91,14 +91,14 @@ PUBLISHED: Published = {
 }
 
 
-def _psnr_row(**by_level: float) -> dict[float, dict[str, float | str]]:
-    return {float(k.lstrip("qsx")): {"psnr_y": v} for k, v in by_level.items()}
+def _psnr_row(field: str = "psnr_y", **by_level: float) -> dict[float, dict[str, float | str]]:
+    return {float(k.lstrip("qsx")): {field: v} for k, v in by_level.items()}
 
 
 # Other methods' published PSNR (Y / gray), shown under each dataset as reference rows.
 # SCN: the paper (Tables 3-5; SR rows are its 64-block DIV2K models). BM3D / DnCNN on BSD68
 # and Set12: the DnCNN paper (Zhang et al. 2017, Tables 2-3). ARCNN on LIVE1 / Classic5: the
-# DnCNN paper's Table 5.
+# DnCNN paper's Table 5. CBM3D / CDnCNN on CBSD68 (RGB PSNR): the DnCNN paper's colour table.
 REFERENCES: dict[tuple[str, str], list[tuple[str, dict[float, dict[str, float | str]]]]] = {
     ("sr", "Set5"): [("SCN paper", _psnr_row(x2=38.18, x3=34.60, x4=32.39))],
     ("sr", "Set14"): [("SCN paper", _psnr_row(x2=33.99, x3=30.50, x4=28.74))],
@@ -107,6 +107,10 @@ REFERENCES: dict[tuple[str, str], list[tuple[str, dict[float, dict[str, float | 
         ("BM3D (published)", _psnr_row(s15=31.07, s25=28.57, s50=25.62)),
         ("DnCNN (published)", _psnr_row(s15=31.73, s25=29.23, s50=26.23)),
         ("SCN paper", _psnr_row(s15=31.80, s25=29.31, s50=26.34)),
+    ],
+    ("denoise", "CBSD68"): [
+        ("CBM3D (published, RGB)", _psnr_row("psnr_rgb", s15=33.52, s25=30.71, s50=27.38)),
+        ("CDnCNN (published, RGB)", _psnr_row("psnr_rgb", s15=33.89, s25=31.23, s50=27.92)),
     ],
     ("denoise", "Set12"): [
         ("BM3D (published)", _psnr_row(s15=32.37, s25=29.97, s50=26.72)),
@@ -172,9 +176,13 @@ def _fmt(field: str, value: float | str) -> str:
 
 
 def _cell(values: dict[str, Any] | None, fields: tuple[str, ...]) -> str:
+    """The present fields joined by " / "; a missing leading field shows as "-" (a reference
+    with RGB PSNR only reads "- / - / 30.71"), trailing missing ones are left out."""
     if not values:
         return ""
-    shown = [_fmt(f, values[f]) for f in fields if values.get(f) is not None]
+    shown = [_fmt(f, values[f]) if values.get(f) is not None else "-" for f in fields]
+    while shown and shown[-1] == "-":
+        shown.pop()
     return " / ".join(shown)
 
 
