@@ -5,6 +5,7 @@ benchmarks/zoo_card.py. Every run is a plain `scn eval` command line, printed be
 (copy it to reproduce one number); existing result files are kept unless --force.
 
     python benchmarks/eval_zoo.py NAME [NAME ...] [--baselines] [--jobs 2] [--engine onnx]
+        [--level N ...]   (only these sigmas / qualities)
 
 Sets (names resolved under the data root, see `scn eval --help`):
     sr        Set5, Set14, B100 at the model's scale              -> NAME-model.json
@@ -33,8 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> list[list[str]]:
-    """The `scn eval` argument lists for a model (and its baselines), each with its --json."""
+def plan(
+    name: str,
+    *,
+    engine: str,
+    baselines: bool,
+    bm3d_sigmas: list[int],
+    levels: list[int] | None = None,
+) -> list[list[str]]:
+    """The `scn eval` argument lists for a model (and its baselines), each with its --json.
+
+    ``levels`` keeps only those sigmas / qualities (default: all of the standard set)."""
     from scn_deploy.modelfile import read_spec
 
     spec = read_spec(zoo_path(name))
@@ -52,6 +62,8 @@ def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> 
         full, only = (["BSD68", "Set12"], ["BSD68"]) if spec.channels == 1 else (["CBSD68"],) * 2
         tag = "" if spec.channels == 1 else "colour-"
         for sigma in (15, 25, 50, 10, 20, 30, 40):
+            if levels and sigma not in levels:
+                continue
             data = full if sigma in (15, 25, 50) else only
             level = ["--sigma", str(sigma)]
             add(data, level, model, f"{name}-s{sigma}.json")
@@ -69,6 +81,8 @@ def plan(name: str, *, engine: str, baselines: bool, bm3d_sigmas: list[int]) -> 
     data, protocol = (["LIVE1", "Classic5"], []) if gray else (["LIVE1"], ["--colour"])
     tag = "" if gray else "colour-"
     for q in (10, 20, 30, 40):
+        if levels and q not in levels:
+            continue
         level = ["--quality", str(q), *protocol]
         add(data, level, model, f"{name}-q{q}.json")
         if baselines:
@@ -82,6 +96,9 @@ def main() -> int:
     parser.add_argument("--engine", default="onnx", help="scn eval --engine (default: onnx)")
     parser.add_argument("--baselines", action="store_true", help="also the baselines")
     parser.add_argument("--bm3d-sigma", type=int, action="append", default=None)
+    parser.add_argument(
+        "--level", type=int, action="append", default=None, help="only this sigma / quality"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="evaluations run at once")
     parser.add_argument("--force", action="store_true", help="re-run existing result files")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -91,7 +108,11 @@ def main() -> int:
         run
         for name in args.names
         for run in plan(
-            name, engine=args.engine, baselines=args.baselines, bm3d_sigmas=args.bm3d_sigma or [25]
+            name,
+            engine=args.engine,
+            baselines=args.baselines,
+            bm3d_sigmas=args.bm3d_sigma or [25],
+            levels=args.level,
         )
     ]
     runs.sort(key=lambda run: "bm3d" not in run)  # the longest runs first
