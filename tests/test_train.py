@@ -260,30 +260,3 @@ def test_torchrun_ddp_on_cpu(tmp_path: Path, images: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     _, spec = load_model(tmp_path / "ddp" / "last.safetensors")
     assert spec.training["steps"] == 4
-
-
-def test_gray_model_initialises_a_colour_one(tmp_path: Path) -> None:
-    """A colour restoration net widened from a gray one starts as the gray net on the channel
-    mean: residual(x)[c] == gray_residual(mean_c x) for every channel (weight norm exact)."""
-    from scn_deploy.arch import preset_spec
-    from scn_deploy.arch.scn import build_network
-    from scn_deploy.modelfile import save_model
-    from scn_deploy.train.loop import init_from
-
-    spec = preset_spec("tiny", task="denoise", channels=1, level_range=(0.0, 75.0))
-    torch.manual_seed(0)
-    gray = build_network(spec.arch).eval()
-    with torch.no_grad():
-        for p in gray.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    path = save_model(tmp_path / "g.safetensors", gray, spec)
-    colour = build_network(spec.arch.replace(in_channels=3, out_channels=3)).eval()
-    assert init_from(colour, str(path)) == []  # every tensor came from the gray model
-    x = torch.rand(2, 3, 40, 36)
-    cond = torch.full((2, 1, 40, 36), 0.4)
-    with torch.no_grad():
-        res_colour = colour(x, cond) - x
-        mean = x.mean(1, keepdim=True)
-        res_gray = gray(mean, cond) - mean
-    assert res_gray.abs().max() > 1e-3  # the gray net does something
-    assert torch.allclose(res_colour, res_gray.expand_as(res_colour), atol=1e-5)

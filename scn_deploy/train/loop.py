@@ -87,66 +87,14 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
 
 
 def init_from(model: SCN, path: str) -> list[str]:
-    """Copy every same-named, same-shaped tensor from a model file (e.g. x3 from an x2 body).
-
-    A gray model also initialises a colour one of the same architecture: its head and tail are
-    widened by :func:`widen_gray_to_colour`. Returns the names of the tensors left fresh.
-    """
-    state, spec = load_state(path)
+    """Copy every same-named, same-shaped tensor from a model file (e.g. x3 from an x2 body)."""
+    state, _ = load_state(path)
     own = model.state_dict()
-    cfg = model.config
-    if spec.arch.in_channels == 1 and cfg.in_channels == 3:
-        state = widen_gray_to_colour(state, cfg.in_channels, spec.arch.cond_channels)
     taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not taken:
         raise ModelFileError(f"{path}: no weights match this architecture")
     model.load_state_dict(taken, strict=False)
     return sorted(set(own) - set(taken))
-
-
-def widen_gray_to_colour(
-    state: dict[str, torch.Tensor], channels: int, cond_channels: int
-) -> dict[str, torch.Tensor]:
-    """A gray restoration network's state as a colour one that starts on the channel mean.
-
-    The head's image filter is split equally over the colour channels (the conditioning
-    filters are kept), so the colour network's first features are the gray network's features
-    of the channel mean; the tail's filter is copied to every output channel, so each channel
-    gets the residual the gray network computes for that mean. Weight-normed convs (g, v) keep
-    their effective weights ``g * v / |v|`` exactly. Fine-tuning then learns the colour filters.
-    """
-    out = dict(state)
-    wn = "head.parametrizations.weight.original0" in state
-
-    def weight(name: str) -> torch.Tensor:
-        if not wn:
-            return state[f"{name}.weight"]
-        g = state[f"{name}.parametrizations.weight.original0"]
-        v = state[f"{name}.parametrizations.weight.original1"]
-        return g * v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-
-    def put(name: str, w: torch.Tensor) -> None:
-        if not wn:
-            out[f"{name}.weight"] = w
-            return
-        for key in ("weight", "parametrizations.weight.original0"):
-            out.pop(f"{name}.{key}", None)
-        out[f"{name}.parametrizations.weight.original0"] = (
-            w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        )
-        out[f"{name}.parametrizations.weight.original1"] = w.clone()
-
-    head = weight("head")
-    if head.shape[1] != 1 + cond_channels:
-        raise ModelFileError(f"widen_gray_to_colour: head has {head.shape[1]} input channels")
-    image, cond = head[:, :1], head[:, 1:]
-    put("head", torch.cat([image.expand(-1, channels, -1, -1) / channels, cond], dim=1))
-    tail = weight("tail")
-    if tail.shape[0] != 1:
-        raise ModelFileError("widen_gray_to_colour: the tail is not a gray restoration tail")
-    put("tail", tail.expand(channels, -1, -1, -1).contiguous())
-    out["tail.bias"] = state["tail.bias"].expand(channels).contiguous()
-    return out
 
 
 def start_as_identity(model: SCN) -> None:
