@@ -328,8 +328,13 @@ def deblock_pair(
     Default: Y rounded to uint8, encoded as 1 channel. ``colour``: the image as it is (RGB
     encoded with 4:2:0 chroma; a gray file as 1 channel).
     """
-    ref = img if colour else y_uint8(img)
+    ref = deblock_reference(img, colour)
     return ref, jpeg_compress(ref, quality)
+
+
+def deblock_reference(img: np.ndarray, colour: bool = False) -> np.ndarray:
+    """What a deblocking result is scored against: the image (``colour``) or its rounded Y."""
+    return img if colour else y_uint8(img)
 
 
 def score_uint8(
@@ -551,7 +556,7 @@ def _evaluate_image(
     else:
         colour = request.colour
         if given:
-            ref = img if colour else y_uint8(img)
+            ref = deblock_reference(img, colour)
             coded = _given_input(given, task, ref, 1, colour)
         else:
             ref, coded = deblock_pair(img, int(level), colour)
