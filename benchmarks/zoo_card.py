@@ -47,6 +47,18 @@ def cpu_seconds_per_output_mp(path: Path, size: int, repeats: int = 3) -> float:
     return best / out_mp
 
 
+def kept_speed(path: Path, summary) -> float | None:
+    """The existing card's CPU s/MP when it describes the same architecture, else None."""
+    old_path = path.with_suffix(".json")
+    if not old_path.exists():
+        return None
+    old = json.loads(old_path.read_text())
+    if old.get("params") != summary.params or old.get("description") != summary.spec.describe():
+        print("--keep-speed: the architecture changed, timing again", file=sys.stderr)
+        return None
+    return float(old["cpu_seconds_per_output_mp"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
@@ -54,13 +66,21 @@ def main() -> int:
     parser.add_argument("--command", action="append", default=[], help="commands that made them")
     parser.add_argument("--note", action="append", default=[], help="extra lines for the card")
     parser.add_argument("--time-size", type=int, default=256)
+    parser.add_argument(
+        "--keep-speed",
+        action="store_true",
+        help="reuse the CPU s/MP of the existing card (same architecture: more training only); "
+        "for when the CPU is busy and a timing now would be wrong",
+    )
     args = parser.parse_args()
 
     path = zoo_path(args.name)
     summary = summarize_file(path)
     spec = summary.spec
     runs = load_runs(args.eval)
-    speed = cpu_seconds_per_output_mp(path, args.time_size)
+    speed = kept_speed(path, summary) if args.keep_speed else None
+    if speed is None:
+        speed = cpu_seconds_per_output_mp(path, args.time_size)
     cpu = f"{platform.machine()}, {os.cpu_count()} cores"
     results = {
         "name": args.name,
@@ -74,10 +94,12 @@ def main() -> int:
 
     t = spec.training
     arch = spec.arch
+    shown = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else path
     lines = [
         f"# {args.name}: {spec.describe()}",
         "",
-        f"File: `{path.name}` (self-describing safetensors; `scn info {path}` prints all of this).",
+        f"File: `{path.name}` (self-describing safetensors; `scn info {shown}` prints all "
+        "of this).",
         "",
         "| | |",
         "|---|---|",
