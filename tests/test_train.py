@@ -260,3 +260,20 @@ def test_torchrun_ddp_on_cpu(tmp_path: Path, images: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     _, spec = load_model(tmp_path / "ddp" / "last.safetensors")
     assert spec.training["steps"] == 4
+
+
+def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> None:
+    """What benchmarks/colour_vs_gray.py relies on: the split depends only on files and seed."""
+    from scn_deploy.train.data import collect_files
+    from scn_deploy.train.loop import split_held_out
+
+    data = _smooth_images(tmp_path / "imgs", 6)
+    files = collect_files([str(data)])
+    for seed in (0, 1):
+        train, held = split_held_out(files, seed=seed, count=2)
+        assert len(held) == 2 and set(train).isdisjoint(held) and len(train) == 4
+        trainer = Trainer(_cfg(tmp_path / f"run{seed}", data, val_count=2, seed=seed, steps=1))
+        assert sorted(trainer.bank.names) == sorted(str(f) for f in train)
+    assert split_held_out(files, seed=0, count=2) == split_held_out(files, seed=0, count=2)
+    with pytest.raises(DataError, match="more than 6"):
+        split_held_out(files, seed=0, count=6)

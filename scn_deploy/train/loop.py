@@ -122,10 +122,18 @@ def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Pa
         return files, collect_files(cfg.val)
     if cfg.val_count <= 0:
         return files, []
-    if len(files) <= cfg.val_count:
-        raise DataError(f"need more than {cfg.val_count} images to hold some out for validation")
-    order = np.random.default_rng(cfg.seed).permutation(len(files))
-    held = set(order[: cfg.val_count].tolist())
+    return split_held_out(files, seed=cfg.seed, count=cfg.val_count)
+
+
+def split_held_out(files: list[Path], *, seed: int, count: int) -> tuple[list[Path], list[Path]]:
+    """(train, held out): the `count` validation images that a run with `--seed` holds out.
+
+    Benchmarks that compare models on a run's own held-out images (never a benchmark set) use
+    this to find them again."""
+    if len(files) <= count:
+        raise DataError(f"need more than {count} images to hold some out for validation")
+    order = np.random.default_rng(seed).permutation(len(files))
+    held = set(order[:count].tolist())
     train = [f for i, f in enumerate(files) if i not in held]
     val = [f for i, f in enumerate(files) if i in held]
     return train, val
