@@ -65,6 +65,10 @@ class RunRequest:
         outscale: final scale of an SR output (resized from the model's), None = model's.
         fmt: output format (png, jpg, webp, tiff); None = png, or OUT's extension.
         suffix: output name suffix; None = `default_suffix`.
+        gray_model: a 1-channel model of the same task for gray inputs, used beside a colour
+            `model` (the CLI passes the zoo's gray variant when no --model is given: a colour
+            model sees a gray image's noise or blocking identical in R, G and B, unlike in
+            training); None: every image goes to `model`.
         max_pixels: refuse images whose header declares more pixels (None: no limit).
         memory_budget: bytes per forward pass for tile="auto" (None: device default).
     """
@@ -73,6 +77,7 @@ class RunRequest:
     inputs: list[Path]
     model: Path
     out: Path | None = None
+    gray_model: Path | None = None
     engine: str = "auto"
     device: str = "cpu"
     fp16: bool = False
@@ -179,6 +184,17 @@ class _Run:
         self.summary = RunSummary(model=str(request.model), dry_run=request.dry_run)
         self.lock = threading.Lock()
         self.abort = threading.Event()
+        self._gray_restorer: Restorer | None = None
+
+    def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
+        """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
+        gray = picture.pixels.ndim == 2 or picture.pixels.shape[2] == 1
+        if self.request.gray_model is None or not gray or restorer.spec.channels == 1:
+            return restorer
+        with self.lock:
+            if self._gray_restorer is None:
+                self._gray_restorer = _restorer(self.request, self.request.gray_model)
+            return self._gray_restorer
 
     # -- bookkeeping (thread-safe) -----------------------------------------------------------
     def fail(self, path: Path, error: str) -> None:
@@ -268,6 +284,7 @@ class _Run:
     def restore(self, restorer: Restorer, item: _Decoded) -> Picture:
         assert item.picture is not None
         pic, scale, req = item.picture, self.spec.scale, self.request
+        restorer = self.restorer_for(restorer, pic)
         height, width = pic.pixels.shape[:2]
         plan = restorer.plan(height, width)
         if len(plan) > 1:
@@ -486,11 +503,12 @@ def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
     return read_spec(model)
 
 
-def _restorer(request: RunRequest) -> Restorer:
+def _restorer(request: RunRequest, model: Path | None = None) -> Restorer:
+    """The request's engine and options for `model` (default: `request.model`)."""
     from scn_deploy.engines.base import load_engine
 
     engine = load_engine(
-        request.model,
+        model or request.model,
         engine=request.engine,
         device=request.device,
         num_scales=request.num_scales,

@@ -177,3 +177,53 @@ def test_colour_photo_through_the_gray_denoiser(
         app, ["denoise", str(tmp_path / "noisy.png"), "--sigma", "25", "--quiet", "--overwrite"]
     )
     assert quiet.exit_code == 0 and "channel by channel" not in quiet.output
+
+
+@pytest.mark.skipif(
+    not {"denoise", "denoise-gray"} <= {e.name for e in ENTRIES},
+    reason="needs the shipped colour and gray denoisers",
+)
+def test_scn_denoise_sends_gray_images_to_the_gray_model(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    """With both variants installed, one `scn denoise` run restores a colour file with the
+    colour model and a gray file with the gray one: the colour model on a replicated gray image
+    sees the same noise in R, G and B (never seen in training) and does far worse."""
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+    from scn_deploy.imageio import read_image, write_image
+    from scn_deploy.metrics import rgb_to_y
+    from scn_deploy.restore import Restorer
+
+    clean_rgb = photo_rgb[100:164, 180:244]
+    clean_gray = np.rint(rgb_to_y(clean_rgb)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, clean in (("rgb", clean_rgb), ("gray", clean_gray)):
+        noisy = np.clip(np.rint(clean + rng.normal(0, 25, clean.shape)), 0, 255).astype(np.uint8)
+        write_image(inputs / f"{name}.png", noisy)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["denoise", str(inputs), "--sigma", "25", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "channel by channel" not in res.output
+    (rgb_out,) = out.glob("rgb*")
+    (gray_out,) = out.glob("gray*")
+    by_colour = to_dtype(
+        Restorer(load_engine(zoo_path_of("denoise"), engine="onnx")).restore(
+            read_image(inputs / "gray.png"), 25.0
+        ),
+        np.uint8,
+    )
+    gray_psnr = psnr(read_image(gray_out), clean_gray)
+    print("gray file:", gray_psnr, "through the colour model:", psnr(by_colour, clean_gray))
+    assert read_image(rgb_out).shape == clean_rgb.shape
+    noisy_rgb_psnr = psnr(read_image(inputs / "rgb.png"), clean_rgb)
+    assert psnr(read_image(rgb_out), clean_rgb) > noisy_rgb_psnr + 3
+    assert gray_psnr > psnr(by_colour, clean_gray) + 2
+    assert gray_psnr > psnr(read_image(inputs / "gray.png"), clean_gray) + 3
+
+
+def zoo_path_of(name: str) -> Path:
+    return next(e.path for e in ENTRIES if e.name == name)

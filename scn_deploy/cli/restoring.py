@@ -68,7 +68,8 @@ Model = Annotated[
     str | None,
     typer.Option(
         help="Model: a zoo name (see `scn models`) or a file (.safetensors, or an exported "
-        ".onnx). Default: the zoo model for the task."
+        ".onnx). Default: the zoo model for the task; for denoise / deblock the colour model "
+        "restores colour images and the gray one (e.g. denoise-gray) gray images."
     ),
 ]
 Tile = Annotated[
@@ -281,6 +282,17 @@ def load_spec(
     return path, spec
 
 
+def gray_companion(model: str | None, task: str, spec: ModelSpec) -> Path | None:
+    """The zoo's gray variant to serve gray inputs beside the zoo's colour default, if any."""
+    from scn_deploy.zoo import DEFAULT_NAMES, zoo_path
+
+    name = DEFAULT_NAMES.get((task, 1, True))
+    if model is not None or spec.channels != 3 or name is None:
+        return None
+    path = zoo_path(name)
+    return path if path.exists() else None
+
+
 def check_level(spec: ModelSpec, level: float | None, name: str) -> float | None:
     """Check --sigma / --quality against the model; returns the level to condition on."""
     fixed = spec.sigma if spec.task == "denoise" else spec.quality
@@ -379,6 +391,7 @@ def execute(
     model_path: Path,
     level: float | None = None,
     outscale: float | None = None,
+    gray_model: Path | None = None,
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
     (usage), 130 (Ctrl-C)."""
@@ -392,6 +405,7 @@ def execute(
         task=task,
         inputs=common.inputs,
         model=model_path,
+        gray_model=gray_model,
         out=common.out,
         engine=common.engine.value,
         device=common.device,
