@@ -5,7 +5,8 @@ from `scn eval --json` files measured for it; the CPU speed is measured here.
 
 Usage:
     python benchmarks/zoo_card.py NAME --eval RESULT.json [--eval ...] [--note TEXT]
-        [--command "the scn eval command lines"] [--time-size 256]
+        [--command "the scn eval command lines"] [--time-size 256] [--keep-speed]
+        [--dataset NAME ...]
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def main() -> int:
     parser.add_argument("--note", action="append", default=[], help="extra lines for the card")
     parser.add_argument("--time-size", type=int, default=256)
     parser.add_argument(
+        "--dataset",
+        action="append",
+        default=None,
+        help="only these datasets' results (baseline files often cover gray and colour sets)",
+    )
+    parser.add_argument(
         "--keep-speed",
         action="store_true",
         help="reuse the CPU s/MP of the existing card (same architecture: more training only); "
@@ -78,6 +85,12 @@ def main() -> int:
     summary = summarize_file(path)
     spec = summary.spec
     runs = load_runs(args.eval)
+    if args.dataset:
+        runs = [
+            {**run, "results": [r for r in run["results"] if r["dataset"] in args.dataset]}
+            for run in runs
+        ]
+        runs = [run for run in runs if run["results"]]
     speed = kept_speed(path, summary) if args.keep_speed else None
     if speed is None:
         speed = cpu_seconds_per_output_mp(path, args.time_size)
