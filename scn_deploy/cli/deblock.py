@@ -38,7 +38,6 @@ from scn_deploy.cli.restoring import (
     Tta,
     check_level,
     execute,
-    gray_companion,
     load_spec,
 )
 from scn_deploy.imageio import DEFAULT_MAX_PIXELS
@@ -85,10 +84,4 @@ def deblock(
     path, spec = load_spec(model, "deblock", 1, quiet=quiet)
     level = check_level(spec, quality, "--quality")
     common = Common.pick(locals())
-    execute(
-        common,
-        task="deblock",
-        model_path=path,
-        level=level,
-        gray_model=gray_companion(model, "deblock", spec),
-    )
+    execute(common, task="deblock", model_path=path, level=level)

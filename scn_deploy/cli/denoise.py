@@ -38,7 +38,6 @@ from scn_deploy.cli.restoring import (
     Tta,
     check_level,
     execute,
-    gray_companion,
     load_spec,
 )
 from scn_deploy.imageio import DEFAULT_MAX_PIXELS
@@ -86,10 +85,4 @@ def denoise(
     path, spec = load_spec(model, "denoise", 1, quiet=quiet)
     level = check_level(spec, sigma, "--sigma")
     common = Common.pick(locals())
-    execute(
-        common,
-        task="denoise",
-        model_path=path,
-        level=level,
-        gray_model=gray_companion(model, "denoise", spec),
-    )
+    execute(common, task="denoise", model_path=path, level=level)

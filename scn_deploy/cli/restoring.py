@@ -282,15 +282,15 @@ def load_spec(
     return path, spec
 
 
-def gray_companion(model: str | None, task: str, spec: ModelSpec) -> Path | None:
+def gray_companion(model: str | None, task: str, model_path: Path) -> Path | None:
     """The zoo's gray variant to serve gray inputs beside the zoo's colour default, if any."""
+    from scn_deploy.modelfile import read_spec
     from scn_deploy.zoo import DEFAULT_NAMES, zoo_path
 
     name = DEFAULT_NAMES.get((task, 1, True))
-    if model is not None or spec.channels != 3 or name is None:
+    if model is not None or name is None or not zoo_path(name).exists():
         return None
-    path = zoo_path(name)
-    return path if path.exists() else None
+    return zoo_path(name) if read_spec(model_path).channels == 3 else None
 
 
 def check_level(spec: ModelSpec, level: float | None, name: str) -> float | None:
@@ -391,7 +391,6 @@ def execute(
     model_path: Path,
     level: float | None = None,
     outscale: float | None = None,
-    gray_model: Path | None = None,
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
     (usage), 130 (Ctrl-C)."""
@@ -405,7 +404,7 @@ def execute(
         task=task,
         inputs=common.inputs,
         model=model_path,
-        gray_model=gray_model,
+        gray_model=gray_companion(common.model, task, model_path),
         out=common.out,
         engine=common.engine.value,
         device=common.device,
