@@ -185,13 +185,14 @@ class _Run:
         self.lock = threading.Lock()
         self.abort = threading.Event()
         self._gray_restorer: Restorer | None = None
+        self._gray_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
 
     def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
         """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
         gray = picture.pixels.ndim == 2 or picture.pixels.shape[2] == 1
         if self.request.gray_model is None or not gray or restorer.spec.channels == 1:
             return restorer
-        with self.lock:
+        with self._gray_lock:
             if self._gray_restorer is None:
                 self._gray_restorer = _restorer(self.request, self.request.gray_model)
             return self._gray_restorer
