@@ -80,6 +80,13 @@ PUBLISHED: Published = {
         30: {"psnr_y": 31.48},
         40: {"psnr_y": 32.43},
     },
+    # Colour JPEG input, PSNR over RGB (QGAC, Ehrlich et al. 2020; FBCNN, Jiang et al. 2021).
+    ("deblock", "identity", "LIVE1 colour"): {
+        10: {"psnr_rgb": 25.69},
+        20: {"psnr_rgb": 28.06},
+        30: {"psnr_rgb": 29.37},
+        40: {"psnr_rgb": 30.28},
+    },
     **{
         ("denoise", "identity", name): {
             15: {"psnr_y": "~24.6"},

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables import load_runs, markdown_tables
 
+from scn_deploy.bench import host_description
 from scn_deploy.engines import load_engine
 from scn_deploy.info import summarize_file
 from scn_deploy.zoo import zoo_path
@@ -94,7 +94,7 @@ def main() -> int:
     speed = kept_speed(path, summary) if args.keep_speed else None
     if speed is None:
         speed = cpu_seconds_per_output_mp(path, args.time_size)
-    cpu = f"{platform.machine()}, {os.cpu_count()} cores"
+    cpu = host_description("cpu")
     results = {
         "name": args.name,
         "description": spec.describe(),
@@ -143,7 +143,8 @@ def main() -> int:
     ]
     if args.command:
         lines += ["Commands:", "", "```bash", *args.command, "```", ""]
-    lines += args.note
+    for note in args.note:  # one paragraph each
+        lines += [note, ""]
     path.with_suffix(".md").write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {path.with_suffix('.md')} and {path.with_suffix('.json')}")
     return 0

@@ -62,20 +62,40 @@ def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> di
 
 
 def host_description(device: str = "cpu") -> str:
+    """The GPU's name, or the CPU's model, vector extensions and core count: "AMD EPYC
+    (AVX-512, VNNI, BF16), 2 cores". CPU figures are comparable only on the same extensions
+    (the same model name covers AVX2-only and AVX-512 parts)."""
     if device.startswith("cuda"):
         import torch
 
         return torch.cuda.get_device_name(torch.device(device))
     model = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
+            for line in fh:  # the first CPU's "model name", then its "flags"
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
                     break
     except OSError:
         pass
-    return f"{model}, {os.cpu_count()} cores"
+    isa = [
+        name
+        for name, flag in (
+            ("AVX-512", "avx512f"),
+            ("VNNI", "avx512_vnni"),
+            ("BF16", "avx512_bf16"),
+            ("AMX", "amx_tile"),
+        )
+        if flag in flags
+    ]
+    if not isa and "avx2" in flags:
+        isa = ["AVX2"]
+    extensions = f" ({', '.join(isa)})" if isa else ""
+    return f"{model}{extensions}, {os.cpu_count()} cores"
 
 
 def network_gflop_per_mp(engine: Engine) -> float | None:

@@ -42,7 +42,8 @@ def _benchmarks(results: Any) -> dict[str, float]:
             continue
         for row in doc.get("results", []) if isinstance(doc.get("results"), list) else []:
             if isinstance(row, dict) and isinstance(row.get("psnr_y"), int | float):
-                found[str(row.get("dataset", "?")) + _level_suffix(doc)] = float(row["psnr_y"])
+                name = str(row.get("dataset", "?")) + (" colour" if doc.get("colour") else "")
+                found[name + _level_suffix(doc)] = float(row["psnr_y"])
         for key, value in doc.items():
             if isinstance(value, dict):
                 psnr = next(
