@@ -104,6 +104,7 @@ class RunSummary:
     """What happened; `to_json()` is the `--json` line."""
 
     model: str
+    gray_model: str | None = None  # the gray companion, when it served any file
     engine: str = ""
     device: str = ""
     dry_run: bool = False
@@ -125,6 +126,7 @@ class RunSummary:
             "engine": self.engine,
             "device": self.device,
             "model": self.model,
+            "gray_model": self.gray_model,
             "dry_run": self.dry_run,
             "overlap": self.overlap,
             "skipped_files": [{"path": p, "output": o, "reason": r} for p, o, r in self.skipped],
@@ -195,6 +197,8 @@ class _Run:
         with self._gray_lock:
             if self._gray_restorer is None:
                 self._gray_restorer = _restorer(self.request, self.request.gray_model)
+                with self.lock:
+                    self.summary.gray_model = str(self.request.gray_model)
             return self._gray_restorer
 
     # -- bookkeeping (thread-safe) -----------------------------------------------------------
