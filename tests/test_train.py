@@ -277,3 +277,69 @@ def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> 
     assert split_held_out(files, seed=0, count=2) == split_held_out(files, seed=0, count=2)
     with pytest.raises(DataError, match="more than 6"):
         split_held_out(files, seed=0, count=6)
+
+
+def _ablation_module():
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_sr.py"
+    spec = importlib.util.spec_from_file_location("scn_ablation_sr", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablation_runs_differ_only_in_the_pyramid(tmp_path: Path) -> None:
+    """benchmarks/ablation_sr.py: same data, seed, steps and schedule for every run; only the
+    number of scales and the ratio change. The multi-scale runs have the same parameters; the
+    single-scale one lacks only the cross-scale 1x1 convs (under 3% of them)."""
+    from scn_deploy.arch.presets import preset_config
+    from scn_deploy.arch.scn import build_network
+
+    ablation = _ablation_module()
+    pyramid = {"--num-scales", "--scale-ratio", "--out"}
+
+    def common(cmd: list[str]) -> list[str]:
+        return [a for i, a in enumerate(cmd) if a not in pyramid and cmd[i - 1] not in pyramid]
+
+    commands = {r.name: ablation.train_command(r, tmp_path, 1500) for r in ablation.RUNS}
+    assert len({tuple(common(c)) for c in commands.values()}) == 1
+    shapes = {(r.num_scales, round(r.scale_ratio, 3)) for r in ablation.RUNS}
+    assert shapes == {(1, 0.5), (4, 0.5), (4, 0.667)}
+    params = {
+        (n, round(q, 3)): sum(
+            p.numel()
+            for p in build_network(
+                preset_config("small", task="sr", num_scales=n, scale_ratio=q)
+            ).parameters()
+        )
+        for n, q in ((r.num_scales, r.scale_ratio) for r in ablation.RUNS)
+    }
+    assert params[(4, 0.5)] == params[(4, 0.667)]
+    assert 0.97 * params[(4, 0.5)] < params[(1, 0.5)] < params[(4, 0.5)]
+
+
+def test_ablation_report_from_result_files(tmp_path: Path, monkeypatch, capsys) -> None:
+    import argparse
+    import json
+
+    ablation = _ablation_module()
+    monkeypatch.setattr(ablation, "RESULTS", tmp_path)
+
+    def result(name: str, set5: float, set14: float) -> None:
+        rows = [{"dataset": "Set5", "psnr_y": set5}, {"dataset": "Set14", "psnr_y": set14}]
+        (tmp_path / f"ablation-{name}.json").write_text(json.dumps({"results": rows}))
+
+    result("single", 36.0, 32.0)
+    result("r23", 36.25, 32.1)
+    for k in range(1, 10):
+        result(f"r23-s{k}", 30.0 + k / 2 if k < 4 else 36.25, 32.1)
+    ablation.report(argparse.Namespace(output=None, no_figure=True))
+    out = capsys.readouterr().out
+    assert "| single scale | 36.00 | 32.00 | - |" in out
+    assert "| SCN, 4 scales, ratio 2/3 | 36.25 | 32.10 | +0.25 / +0.10 |" in out
+    assert "| SCN, 4 scales, ratio 2/3, Set5 | 30.50 | 31.00 | 31.50 | 36.25 |" in out
+    assert "ratio 1/2" not in out  # runs without results are left out, not invented

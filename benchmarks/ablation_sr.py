@@ -1,0 +1,266 @@
+"""Issue #8's ablation of the paper's claims on x2 super-resolution, with our own runs.
+
+Every run trains the same `small` network (8 blocks, 32 features: the scale-wise convolutions
+have the same parameters whatever the number of scales) on the same data (T91 + BSD200, the
+same 5 held-out validation images), with the same seed, batches, steps and learning-rate
+schedule; only the pyramid differs:
+
+    single   1 scale                    the single-scale baseline (Fig. 6: 34.74 in the paper)
+    r12      4 scales, ratio 1/2
+    r23      4 scales, ratio 2/3        the paper's best ratio
+
+Then every run's last weights (same number of steps, no selection) are evaluated with
+`scn eval` on Set5 and Set14 x2 (PSNR/SSIM on Y, scale as border crop), and the multi-scale
+runs also with 1..9 evaluation scales (the paper's Fig. 7).
+
+    python benchmarks/ablation_sr.py train --steps 1500 [--runs /work/runs/ablation] [--jobs 2]
+    python benchmarks/ablation_sr.py eval [--runs ...] [--jobs 2]
+    python benchmarks/ablation_sr.py report [-o FILE]   # markdown, docs/images/ablation-scales.png
+
+`train` continues interrupted runs (`scn train --resume`) and skips finished ones; `eval` writes
+benchmarks/results/ablation-<run>[-s<k>].json and skips existing files unless --force; `report`
+needs only those JSON files (and matplotlib for the figure: `pip install matplotlib`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURE = ROOT / "docs" / "images" / "ablation-scales.png"
+DATASETS = ("Set5", "Set14")
+EVAL_SCALES = range(1, 10)
+SEED = 0
+
+
+@dataclass(frozen=True)
+class AblationRun:
+    """One training configuration of the ablation."""
+
+    name: str
+    num_scales: int
+    scale_ratio: float
+    label: str
+
+    @property
+    def multi_scale(self) -> bool:
+        return self.num_scales > 1
+
+
+RUNS = (
+    AblationRun("single", 1, 0.5, "single scale"),
+    AblationRun("r12", 4, 0.5, "SCN, 4 scales, ratio 1/2"),
+    AblationRun("r23", 4, 2 / 3, "SCN, 4 scales, ratio 2/3"),
+)
+
+
+def data_root() -> Path:
+    """SCN_DATA, else ../shared/data (commands run in the repository root)."""
+    env = os.environ.get("SCN_DATA")
+    return Path(env) if env else Path("..", "shared", "data")
+
+
+def train_command(run: AblationRun, runs: Path, steps: int) -> list[str]:
+    out = runs / run.name
+    train = data_root() / "train"
+    cmd = [
+        "scn", "train", "--task", "sr", "--scale", "2", "--preset", "small",
+        "--data", str(train / "T91"), "--data", str(train / "BSD200"),
+        "--num-scales", str(run.num_scales), "--scale-ratio", f"{run.scale_ratio:.6f}",
+        "--steps", str(steps), "--lr", "1e-3",  # the paper's schedule: halved from 62.5% on
+        "--seed", str(SEED), "--val-every", str(max(1, steps // 4)), "--out", str(out),
+    ]  # fmt: skip
+    return cmd
+
+
+def finished_steps(run: AblationRun, runs: Path) -> int:
+    from scn_deploy.modelfile import read_spec
+
+    last = runs / run.name / "last.safetensors"
+    return int((read_spec(last).training or {}).get("steps", 0)) if last.exists() else 0
+
+
+def eval_commands(run: AblationRun, runs: Path) -> list[tuple[list[str], Path]]:
+    model = str(runs / run.name / "last.safetensors")
+    folders = [a for d in DATASETS for a in ("--data", d)]
+    base = ["scn", "eval", *folders, "--task", "sr", "--scale", "2", "--model", model]
+    base += ["--engine", "torch"]
+    out = [(base, RESULTS / f"ablation-{run.name}.json")]
+    if run.multi_scale:
+        for k in EVAL_SCALES:
+            out.append(([*base, "--scales", str(k)], RESULTS / f"ablation-{run.name}-s{k}.json"))
+    return out
+
+
+def run_all(commands: list[list[str]], jobs: int) -> int:
+    env = dict(os.environ)
+    if jobs > 1:  # one thread each: the jobs share the cores
+        env.update(OMP_NUM_THREADS="1", SCN_THREADS="1")
+
+    def execute(cmd: list[str]) -> int:
+        print("$", shlex.join(cmd), flush=True)
+        return subprocess.run(cmd, env=env, cwd=ROOT, check=False).returncode
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        codes = list(pool.map(execute, commands))
+    return max(codes, default=0)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    runs = args.runs
+    commands = []
+    for run in RUNS:
+        if finished_steps(run, runs) >= args.steps:
+            print(f"{run.name}: finished ({args.steps} steps)")
+            continue
+        resume = ["--resume"] if (runs / run.name / "state.pt").exists() else []
+        commands.append([*train_command(run, runs, args.steps), *resume])
+    return run_all(commands, args.jobs)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    runs = args.runs
+    todo = []
+    for run in RUNS:
+        if not (runs / run.name / "last.safetensors").exists():
+            print(f"{run.name}: not trained yet", file=sys.stderr)
+            return 1
+        for cmd, out in eval_commands(run, runs):
+            if args.force or not out.exists():
+                todo.append([*cmd, "--json", str(out)])
+    write_budget(runs)
+    return run_all(todo, args.jobs)
+
+
+def write_budget(runs: Path) -> None:
+    """What each evaluated run was trained with: results/ablation-runs.json."""
+    from scn_deploy.modelfile import read_spec
+
+    budget = {}
+    for run in RUNS:
+        spec = read_spec(runs / run.name / "last.safetensors")
+        training = spec.training or {}
+        budget[run.name] = {
+            "num_scales": spec.arch.num_scales,
+            "scale_ratio": spec.arch.scale_ratio,
+            "preset": spec.preset,
+            **{k: training.get(k) for k in ("steps", "batch", "patch", "seconds", "device")},
+            "train_images": training.get("train_images"),
+            "command": shlex.join(train_command(run, runs, int(training.get("steps", 0)))),
+        }
+    (RESULTS / "ablation-runs.json").write_text(json.dumps(budget, indent=1) + "\n")
+
+
+def load(name: str) -> dict[str, float] | None:
+    """Dataset -> PSNR-Y of one result file (None when it does not exist)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return None
+    return {r["dataset"]: r["psnr_y"] for r in json.loads(path.read_text())["results"]}
+
+
+def report(args: argparse.Namespace) -> int:
+    budget_file = RESULTS / "ablation-runs.json"
+    budget = json.loads(budget_file.read_text()) if budget_file.exists() else {}
+    lines = []
+    for name, b in budget.items():
+        lines.append(
+            f"- `{name}`: {b['steps']} steps of {b['batch']} {b['patch']}x{b['patch']} patches, "
+            f"{b['train_images']} images, {b['seconds'] / 60:.0f} min on {b['device']}: "
+            f"`{b['command']}`"
+        )
+    header = " | ".join(f"{d} x2" for d in DATASETS)
+    lines += ["", f"| run | {header} | vs single scale (Set5 / Set14) |"]
+    lines.append("|---|" + "---:|" * (len(DATASETS) + 1))
+    base = load("ablation-single")
+    for run in RUNS:
+        got = load(f"ablation-{run.name}")
+        if got is None:
+            continue
+        cells = [f"{got[d]:.2f}" for d in DATASETS]
+        delta = (
+            " / ".join(f"{got[d] - base[d]:+.2f}" for d in DATASETS)
+            if base and run.multi_scale
+            else "-"
+        )
+        lines.append(f"| {run.label} | " + " | ".join(cells) + f" | {delta} |")
+    lines += ["", "PSNR-Y (x2) by number of scales at evaluation (trained with 4):", ""]
+    lines.append("| run | " + " | ".join(str(k) for k in EVAL_SCALES) + " |")
+    lines.append("|---|" + "---:|" * len(EVAL_SCALES))
+    curves: dict[str, list[float | None]] = {}
+    for run in (r for r in RUNS if r.multi_scale):
+        for dataset in DATASETS:
+            row = [load(f"ablation-{run.name}-s{k}") for k in EVAL_SCALES]
+            values = [r[dataset] if r else None for r in row]
+            if all(v is None for v in values):
+                continue
+            curves[f"{run.label} ({dataset})"] = values
+            cells = ["-" if v is None else f"{v:.2f}" for v in values]
+            lines.append(f"| {run.label}, {dataset} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if curves and not args.no_figure:
+        plot(curves)
+    return 0
+
+
+def plot(curves: dict[str, list[float | None]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(DATASETS)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), dpi=110)
+    for ax, dataset in zip(axes, datasets, strict=True):
+        for label, values in curves.items():
+            if not label.endswith(f"({dataset})"):
+                continue
+            xs = [k for k, v in zip(EVAL_SCALES, values, strict=True) if v is not None]
+            ys = [v for v in values if v is not None]
+            ax.plot(xs, ys, marker="o", label=label.rsplit(" (", 1)[0])
+        ax.axvline(4, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_title(f"{dataset} x2 (trained with 4 scales)")
+        ax.set_xlabel("scales at evaluation")
+        ax.set_ylabel("PSNR-Y (dB)")
+        ax.set_xticks(list(EVAL_SCALES))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(FIGURE)
+    print(f"wrote {FIGURE.relative_to(ROOT)}", file=sys.stderr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("train", "eval"):
+        p = sub.add_parser(name)
+        p.add_argument("--runs", default="/work/runs/ablation", help="run folders (git-ignored)")
+        p.add_argument("--jobs", type=int, default=1, help="runs at once (1 thread each)")
+    sub.choices["train"].add_argument("--steps", type=int, default=1500)
+    sub.choices["eval"].add_argument("--force", action="store_true")
+    p = sub.add_parser("report")
+    p.add_argument("-o", "--output", help="markdown file (default: stdout)")
+    p.add_argument("--no-figure", action="store_true")
+    args = parser.parse_args()
+    if hasattr(args, "runs"):
+        args.runs = Path(args.runs).resolve()  # the commands run in the repository root
+    return {"train": cmd_train, "eval": cmd_eval, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
