@@ -32,13 +32,18 @@ train() {  # name, then scn train arguments
     runs+=("$!:$name")
 }
 T91=$DATA/T91 B200=$DATA/BSD200 T400=$DATA/Train400
-train sr-x3 --task sr --scale 3 --data "$T91" --data "$B200" --init models/sr-x2.safetensors \
+# every run continues from the shipped model of its kind (the CPU-trained zoo)
+train sr-x2 --task sr --scale 2 --data "$T91" --data "$B200" --init models/sr-x2.safetensors \
     --batch 32 --lr-halve-start 1000000
-train sr-x4 --task sr --scale 4 --data "$T91" --data "$B200" --init models/sr-x2.safetensors \
+train sr-x3 --task sr --scale 3 --data "$T91" --data "$B200" --init models/sr-x3.safetensors \
+    --batch 32 --lr-halve-start 1000000
+train sr-x4 --task sr --scale 4 --data "$T91" --data "$B200" --init models/sr-x4.safetensors \
     --batch 32 --lr-halve-start 1000000
 train denoise --task denoise --sigma-range 0 75 --data "$T91" --data "$B200" --batch 32 \
+    --init models/denoise.safetensors \
     --lr-halve-start 1000000
 train deblock --task deblock --quality-range 10 90 --data "$T91" --data "$B200" --batch 32 \
+    --init models/deblock.safetensors \
     --lr-halve-start 1000000
 
 # 2. meanwhile: GPU tests and bench rows (they share the GPU with training: bench figures

@@ -387,5 +387,8 @@ def test_tables_script_renders_methods_and_models(colour_dir: Path, tmp_path: Pa
     assert "| dataset | method | x2 |" in lines
     assert "| Mini | sr-x2, 3 scales, x8 TTA | 35.00 / 0.9500 |" in lines
     assert "| Mini | bicubic (published) | 30.00 |" in lines
+    x3_run = {**model_run, "scale": 3, "model": "sr-x3"}
+    merged = tables.markdown_tables([*runs, x3_run], {}, merge_sr_zoo=True).splitlines()
+    assert "| Mini | sr-xN, 3 scales, x8 TTA | 35.00 / 0.9500 | 35.00 / 0.9500 |" in merged
     with pytest.raises(ValueError, match="two results"):
         tables.markdown_tables(runs + runs[:1])
