@@ -14,7 +14,7 @@ Then every run's last weights (same number of steps, no selection) are evaluated
 runs also with 1..9 evaluation scales (the paper's Fig. 7).
 
     python benchmarks/ablation_sr.py train --steps 1500 [--runs /work/runs/ablation] [--jobs 2]
-    python benchmarks/ablation_sr.py eval [--runs ...] [--jobs 2]
+    python benchmarks/ablation_sr.py eval [--runs ...] [--jobs 2] [--only single r12]
     python benchmarks/ablation_sr.py report [-o FILE]   # markdown, docs/images/ablation-scales.png
 
 `train` continues interrupted runs (`scn train --resume`) and skips finished ones; `eval` writes
@@ -118,7 +118,7 @@ def run_all(commands: list[list[str]], jobs: int) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     runs = args.runs
     commands = []
-    for run in RUNS:
+    for run in selected(args):
         if finished_steps(run, runs) >= args.steps:
             print(f"{run.name}: finished ({args.steps} steps)")
             continue
@@ -127,26 +127,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_all(commands, args.jobs)
 
 
+def selected(args: argparse.Namespace) -> list[AblationRun]:
+    return [r for r in RUNS if not args.only or r.name in args.only]
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     runs = args.runs
     todo = []
-    for run in RUNS:
-        if not (runs / run.name / "last.safetensors").exists():
-            print(f"{run.name}: not trained yet", file=sys.stderr)
+    for run in selected(args):
+        done = finished_steps(run, runs)
+        if done < args.steps:  # last.safetensors is also written at every checkpoint
+            print(f"{run.name}: trained {done} of {args.steps} steps so far", file=sys.stderr)
             return 1
         for cmd, out in eval_commands(run, runs):
             if args.force or not out.exists():
                 todo.append([*cmd, "--json", str(out)])
-    write_budget(runs)
+    write_budget(runs, [r for r in RUNS if finished_steps(r, runs) >= args.steps])
     return run_all(todo, args.jobs)
 
 
-def write_budget(runs: Path) -> None:
+def write_budget(runs: Path, finished: list[AblationRun]) -> None:
     """What each evaluated run was trained with: results/ablation-runs.json."""
     from scn_deploy.modelfile import read_spec
 
     budget = {}
-    for run in RUNS:
+    for run in finished:
         spec = read_spec(runs / run.name / "last.safetensors")
         training = spec.training or {}
         budget[run.name] = {
@@ -251,7 +256,8 @@ def main() -> int:
         p = sub.add_parser(name)
         p.add_argument("--runs", default="/work/runs/ablation", help="run folders (git-ignored)")
         p.add_argument("--jobs", type=int, default=1, help="runs at once (1 thread each)")
-    sub.choices["train"].add_argument("--steps", type=int, default=1500)
+        p.add_argument("--steps", type=int, default=1500, help="training steps of every run")
+        p.add_argument("--only", nargs="+", choices=[r.name for r in RUNS], help="these runs")
     sub.choices["eval"].add_argument("--force", action="store_true")
     p = sub.add_parser("report")
     p.add_argument("-o", "--output", help="markdown file (default: stdout)")
