@@ -300,7 +300,7 @@ def test_ablation_runs_differ_only_in_the_pyramid(tmp_path: Path) -> None:
     from scn_deploy.arch.scn import build_network
 
     ablation = _ablation_module()
-    pyramid = {"--num-scales", "--scale-ratio", "--out"}
+    pyramid = {"--num-scales", "--scale-ratio", "--arch-json", "--out"}
 
     def common(cmd: list[str]) -> list[str]:
         return [a for i, a in enumerate(cmd) if a not in pyramid and cmd[i - 1] not in pyramid]
@@ -309,6 +309,7 @@ def test_ablation_runs_differ_only_in_the_pyramid(tmp_path: Path) -> None:
     assert len({tuple(common(c)) for c in commands.values()}) == 1
     shapes = {(r.num_scales, round(r.scale_ratio, 3)) for r in ablation.RUNS}
     assert shapes == {(1, 0.5), (4, 0.5), (4, 0.667)}
+    assert commands["r12-bzero"][-2:] == ["--arch-json", '{"boundary": "zero"}']
     params = {
         (n, round(q, 3)): sum(
             p.numel()
