@@ -1,7 +1,7 @@
 """Issue #8's ablation of the paper's claims on x2 super-resolution, with our own runs.
 
-Every run trains the same `small` network (8 blocks, 32 features: the scale-wise convolutions
-have the same parameters whatever the number of scales) on the same data (T91 + BSD200, the
+Every run trains the same `small` network (8 blocks, 32 features; the single-scale run lacks
+only the cross-scale 1x1 convs, under 3% of the parameters) on the same data (T91 + BSD200, the
 same 5 held-out validation images), with the same seed, batches, steps and learning-rate
 schedule; only the pyramid differs:
 
@@ -69,9 +69,12 @@ RUNS = (
 
 
 def data_root() -> Path:
-    """SCN_DATA, else ../shared/data (commands run in the repository root)."""
-    env = os.environ.get("SCN_DATA")
-    return Path(env) if env else Path("..", "shared", "data")
+    """The project's data root (`scn_deploy.paths`), relative to the repository root where the
+    commands run; the documented default ../shared/data when there is none yet."""
+    from scn_deploy.paths import data_root as project_data_root
+
+    root = project_data_root()
+    return Path(os.path.relpath(root, ROOT)) if root else Path("..", "shared", "data")
 
 
 def train_command(run: AblationRun, runs: Path, steps: int) -> list[str]:
