@@ -279,6 +279,22 @@ def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> 
         split_held_out(files, seed=0, count=6)
 
 
+def test_val_seed_keeps_the_held_out_images_when_the_batch_seed_changes(tmp_path: Path) -> None:
+    """Continuing a model with a new --seed must not train on the first run's held-out images."""
+    from scn_deploy.train.data import collect_files
+    from scn_deploy.train.loop import split_held_out
+
+    data = _smooth_images(tmp_path / "imgs", 8)
+    files = collect_files([str(data)])
+    first = Trainer(_cfg(tmp_path / "a", data, val_count=3, seed=0, steps=1))
+    again = Trainer(_cfg(tmp_path / "b", data, val_count=3, seed=5, val_seed=0, steps=1))
+    other = Trainer(_cfg(tmp_path / "c", data, val_count=3, seed=5, steps=1))
+    assert sorted(again.bank.names) == sorted(first.bank.names)
+    assert sorted(other.bank.names) != sorted(first.bank.names)  # seed 5 alone holds out others
+    held = split_held_out(files, seed=0, count=3)[1]
+    assert not set(str(f) for f in held) & set(again.bank.names)
+
+
 def _ablation_module():
     import importlib.util
     import sys

@@ -86,6 +86,14 @@ def train(
         bool, typer.Option("--compile", help="torch.compile the network.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batches.")] = 0,
+    val_seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed that picks the held-out validation images (default: --seed). Keep the "
+            "first run's value when continuing a model (--init) with a new --seed, so the "
+            "held-out images stay unseen."
+        ),
+    ] = None,
     ckpt_every: Annotated[
         int, typer.Option(help="Write a resumable checkpoint every N steps.")
     ] = 100,
@@ -135,6 +143,7 @@ def train(
         "channels_last": channels_last,
         "compile": compile_model,
         "seed": seed,
+        "val_seed": val_seed,
         "ckpt_every": ckpt_every,
     }
     try:

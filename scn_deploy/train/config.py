@@ -50,6 +50,7 @@ class TrainConfig:
     compile: bool = False
     workers: int = 0
     seed: int = 0
+    val_seed: int | None = None
     log_every: int = 10
     ckpt_every: int = 100
 
@@ -64,6 +65,11 @@ class TrainConfig:
     def level_range(self) -> tuple[float, float] | None:
         rng = self.sigma_range if self.task == "denoise" else self.quality_range
         return None if rng is None else (float(rng[0]), float(rng[1]))
+
+    @property
+    def held_out_seed(self) -> int:
+        """Seed that picks the held-out validation images: `val_seed`, else `seed`."""
+        return self.seed if self.val_seed is None else self.val_seed
 
     @property
     def halve_start(self) -> int:

@@ -122,7 +122,7 @@ def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Pa
         return files, collect_files(cfg.val)
     if cfg.val_count <= 0:
         return files, []
-    return split_held_out(files, seed=cfg.seed, count=cfg.val_count)
+    return split_held_out(files, seed=cfg.held_out_seed, count=cfg.val_count)
 
 
 def split_held_out(files: list[Path], *, seed: int, count: int) -> tuple[list[Path], list[Path]]:
@@ -300,6 +300,7 @@ class Trainer:
             "batch",
             "patch",
             "seed",
+            "held_out_seed",
         ):
             if getattr(saved, key) != getattr(self.cfg, key):
                 raise ConfigError(
