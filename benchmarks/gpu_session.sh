@@ -25,10 +25,11 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 
 # 1. training first (it is what the GPU is for), in the background
 runs=()
+# fresh batches (--seed 7), the shipped models' own held-out images (--val-seed 0)
 train() {  # name, then scn train arguments
     local name=$1; shift
     scn train --device cuda --out "/tmp/runs/$name" --steps 1000000 --val-every 500 \
-        --ckpt-every 500 "$@" > "$OUT/train-$name.log" 2>&1 &
+        --ckpt-every 500 --seed 7 --val-seed 0 "$@" > "$OUT/train-$name.log" 2>&1 &
     runs+=("$!:$name")
 }
 T91=$DATA/T91 B200=$DATA/BSD200 T400=$DATA/Train400

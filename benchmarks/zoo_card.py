@@ -48,8 +48,9 @@ def cpu_seconds_per_output_mp(path: Path, size: int, repeats: int = 3) -> float:
     return best / out_mp
 
 
-def kept_speed(path: Path, summary) -> float | None:
-    """The existing card's CPU s/MP when it describes the same architecture, else None."""
+def kept_speed(path: Path, summary) -> tuple[float, str] | None:
+    """The existing card's CPU s/MP and the CPU it was timed on, when it describes the same
+    architecture, else None."""
     old_path = path.with_suffix(".json")
     if not old_path.exists():
         return None
@@ -57,7 +58,7 @@ def kept_speed(path: Path, summary) -> float | None:
     if old.get("params") != summary.params or old.get("description") != summary.spec.describe():
         print("--keep-speed: the architecture changed, timing again", file=sys.stderr)
         return None
-    return float(old["cpu_seconds_per_output_mp"])
+    return float(old["cpu_seconds_per_output_mp"]), str(old.get("cpu", "x86_64"))
 
 
 def main() -> int:
@@ -91,10 +92,11 @@ def main() -> int:
             for run in runs
         ]
         runs = [run for run in runs if run["results"]]
-    speed = kept_speed(path, summary) if args.keep_speed else None
-    if speed is None:
-        speed = cpu_seconds_per_output_mp(path, args.time_size)
-    cpu = host_description("cpu")
+    kept = kept_speed(path, summary) if args.keep_speed else None
+    if kept is None:
+        speed, cpu = cpu_seconds_per_output_mp(path, args.time_size), host_description("cpu")
+    else:
+        speed, cpu = kept  # labelled with the CPU that timed it, not this one
     results = {
         "name": args.name,
         "description": spec.describe(),
