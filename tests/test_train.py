@@ -101,6 +101,8 @@ def test_resume_refuses_a_different_run(tmp_path: Path, images: Path) -> None:
         Trainer(_cfg(tmp_path, images, steps=5))
     with pytest.raises(ConfigError, match="patch differs"):
         Trainer(_cfg(tmp_path, images, steps=10, patch=24), resume=True)
+    with pytest.raises(ConfigError, match="held_out_seed differs"):
+        Trainer(_cfg(tmp_path, images, steps=10, val_seed=3), resume=True)
 
 
 def test_blind_denoiser_gets_per_sample_sigma(tmp_path: Path, images: Path) -> None:
