@@ -157,10 +157,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def write_budget(runs: Path, finished: list[AblationRun]) -> None:
-    """What each evaluated run was trained with: results/ablation-runs.json."""
+    """What each evaluated run was trained with: results/ablation-runs.json.
+
+    Runs whose folders are gone (another session's) keep their recorded entry.
+    """
     from scn_deploy.modelfile import read_spec
 
-    budget = {}
+    path = RESULTS / "ablation-runs.json"
+    budget = json.loads(path.read_text()) if path.exists() else {}
     for run in finished:
         spec = read_spec(runs / run.name / "last.safetensors")
         training = spec.training or {}
@@ -172,7 +176,9 @@ def write_budget(runs: Path, finished: list[AblationRun]) -> None:
             "train_images": training.get("train_images"),
             "command": shlex.join(train_command(run, runs, int(training.get("steps", 0)))),
         }
-    (RESULTS / "ablation-runs.json").write_text(json.dumps(budget, indent=1) + "\n")
+    order = [r.name for r in RUNS]
+    budget = {k: budget[k] for k in sorted((k for k in budget if k in order), key=order.index)}
+    path.write_text(json.dumps(budget, indent=1) + "\n")
 
 
 def load(name: str) -> dict[str, float] | None:
