@@ -176,8 +176,7 @@ def write_budget(runs: Path, finished: list[AblationRun]) -> None:
             "train_images": training.get("train_images"),
             "command": shlex.join(train_command(run, runs, int(training.get("steps", 0)))),
         }
-    order = [r.name for r in RUNS]
-    budget = {k: budget[k] for k in sorted((k for k in budget if k in order), key=order.index)}
+    budget = {r.name: budget[r.name] for r in RUNS if r.name in budget}  # RUNS order
     path.write_text(json.dumps(budget, indent=1) + "\n")
 
 
