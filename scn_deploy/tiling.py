@@ -18,6 +18,11 @@ overlap covers the network's receptive field and every window sees the same feat
   ends at the bottom/right border, and a whole image of any size, is mirror-padded up to the
   next multiple and the padding cropped from the output. Whole-image and tiled inference
   both go through `run_tiles`, so they make the same forward passes up to the context.
+  The alignment is capped at `MAX_ALIGNMENT` (1,024 px: ratio 1/2 up to 11 levels, ratio
+  2/3 up to 7). Deeper pyramids (ratio 2/3 with 8 or 9 scales) are padded to 729 px, not to
+  2,187 or 6,561; their windows then share the image's grid on the first 7 levels only and
+  the coarser levels, sampled up to a pixel of their own grid apart, make tiled results
+  differ slightly from whole-image ones (`aligned_levels` says how many levels are exact).
 
 Cores are handed to a `store` callback as soon as they are computed (the caller writes them
 into a preallocated output), windows are fetched one batch at a time (`fetch`), so memory
@@ -40,10 +45,12 @@ from scn_deploy.errors import ConfigError, ScnError
 
 __all__ = [
     "DIHEDRAL",
+    "MAX_ALIGNMENT",
     "Span",
     "Tile",
     "TilePlanner",
     "activation_bytes_per_pixel",
+    "aligned_levels",
     "auto_tile",
     "default_memory_budget",
     "default_overlap",
@@ -66,6 +73,9 @@ LevelFn = Callable[[int, int, int], "np.ndarray | None"]
 
 # Output change (in [0, 1] units) that counts as "influenced": 1e-3 of an 8-bit grey level.
 RF_THRESHOLD = 1e-3 / 255.0
+# Largest alignment asked of windows (and of whole images, which are padded to it). Deep
+# ratio-2/3 pyramids would otherwise need 3**7 = 2,187 px (8 levels) or 6,561 px (9 levels).
+MAX_ALIGNMENT = 1024
 # Largest canvas used to measure a receptive field, and the FLOPs we are willing to spend.
 RF_MAX_CANVAS = 1024
 RF_MAX_FLOPS = {"cpu": 4e11, "cuda": 4e13}
@@ -95,15 +105,33 @@ def effective_levels(cfg: SCNConfig, num_scales: int) -> int:
     return min(num_scales, cfg.scale_reach * cfg.num_blocks + 1)
 
 
-def pyramid_alignment(cfg: SCNConfig, num_scales: int) -> int:
+def pyramid_alignment(cfg: SCNConfig, num_scales: int, *, limit: int | None = None) -> int:
     """Window origins/sizes that keep a window's feature pyramid on the image's grid.
 
     For a level ratio p/q, level l samples the image on a grid of step (q/p)**l anchored at
     the window origin; the grids of a window and of the whole image coincide when the origin
-    and size are multiples of q**(levels - 1).
+    and size are multiples of q**(levels - 1). That is capped at the largest power of q not
+    above `limit` (default `MAX_ALIGNMENT`): past it, only the first `aligned_levels` levels
+    coincide exactly (see the module docstring).
     """
-    levels = effective_levels(cfg, num_scales)
-    return cfg.ratio_fraction.denominator ** (levels - 1)
+    limit = MAX_ALIGNMENT if limit is None else limit
+    q = cfg.ratio_fraction.denominator
+    align = 1
+    for _ in range(effective_levels(cfg, num_scales) - 1):
+        if align * q > limit:
+            break
+        align *= q
+    return align
+
+
+def aligned_levels(cfg: SCNConfig, num_scales: int) -> int:
+    """How many pyramid levels (from the finest) tiled windows share exactly with the image."""
+    align, q = pyramid_alignment(cfg, num_scales), cfg.ratio_fraction.denominator
+    levels = 1
+    while align >= q and levels < effective_levels(cfg, num_scales):
+        align //= q
+        levels += 1
+    return levels
 
 
 def receptive_field_bound(cfg: SCNConfig, num_scales: int) -> int:

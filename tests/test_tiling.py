@@ -19,6 +19,7 @@ from scn_deploy.restore import RestoreOptions, Restorer  # noqa: E402
 from scn_deploy.tiling import (  # noqa: E402
     TilePlanner,
     activation_bytes_per_pixel,
+    aligned_levels,
     auto_tile,
     default_overlap,
     measure_receptive_field,
@@ -95,6 +96,30 @@ def test_alignment_and_bounds_follow_the_config() -> None:
     assert pyramid_alignment(arch, 6) == 4
     assert receptive_field_bound(arch, 3) > receptive_field_bound(arch, 1)
     assert activation_bytes_per_pixel(arch, 3, fp16=True) == activation_bytes_per_pixel(arch, 3) / 2
+
+
+def test_alignment_is_capped_for_deep_pyramids() -> None:
+    """Ratio 2/3 with 8-9 scales would need 2,187 / 6,561 px windows; capped at 729 (3**6)."""
+    arch = preset_spec("small", task="sr", num_scales=4, scale_ratio=2 / 3).arch
+    assert [pyramid_alignment(arch, n) for n in (4, 7, 8, 9)] == [27, 729, 729, 729]
+    assert [aligned_levels(arch, n) for n in (4, 7, 8, 9)] == [4, 7, 7, 7]
+    half = preset_spec("small", task="sr", num_scales=4).arch
+    assert pyramid_alignment(half, 9) == 256 and aligned_levels(half, 9) == 9
+    assert pyramid_alignment(arch, 9, limit=100) == 81 and pyramid_alignment(arch, 9, limit=1) == 1
+
+
+def test_whole_image_is_padded_to_the_capped_alignment(tmp_path: Path, monkeypatch) -> None:
+    spec = preset_spec("tiny", task="sr", scale=2, num_scales=3, scale_ratio=2 / 3)
+    eng = load_engine(_model(tmp_path, spec))
+    x = data.coffee()[:100, :100].astype(np.float32).transpose(2, 0, 1)[None] / 255
+    seen: list[tuple[int, ...]] = []
+    infer = eng.infer
+    eng.infer = lambda x, level=None: seen.append(x.shape) or infer(x, level)
+    exact = run_tiled(eng, x, tile=0)
+    monkeypatch.setattr("scn_deploy.tiling.MAX_ALIGNMENT", 3)
+    capped = run_tiled(eng, x, tile=0)
+    assert [s[-2:] for s in seen] == [(108, 108), (102, 102)]  # 9- then 3-px alignment
+    assert exact.shape == capped.shape == (1, 3, 200, 200)
 
 
 def test_auto_tile_fits_the_budget() -> None:
@@ -199,3 +224,25 @@ def test_memory_is_tiles_not_image(engines) -> None:
     finally:
         del eng.infer
     assert max(n * h * w for n, _, h, w in seen) <= 2 * 48 * 48
+
+
+def test_alignment_cap_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/alignment_cap.py: capped alignment drifts, the exact one does not."""
+    import subprocess
+    import sys
+
+    spec = preset_spec("tiny", task="sr", scale=2, num_scales=3, scale_ratio=2 / 3)
+    model = _model(tmp_path, spec)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "alignment_cap.py"
+    maxima = []
+    for cap in (3, 9):
+        args = ["--scales", "3", "--cap", str(cap), "--size", "90", "--tile", "36"]
+        out = subprocess.run(
+            [sys.executable, str(script), str(model), *args, "--overlap", "27"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"alignment {cap} px (cap {cap})" in out
+        maxima.append(float(out.split("max ")[1].split(",")[0]))
+    assert maxima[1] < 0.01 < maxima[0]
