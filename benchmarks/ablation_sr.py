@@ -20,6 +20,12 @@ runs also with 1..9 evaluation scales (the paper's Fig. 7).
     python benchmarks/ablation_sr.py eval [--runs ...] [--jobs 2] [--only single r12]
     python benchmarks/ablation_sr.py report [-o FILE]   # markdown, docs/images/ablation-scales.png
 
+Longer budgets (`--steps 6000`: is the multi-scale deficit at 1,500 steps closing?) keep their
+own run folders (/work/runs/ablation-6000) and result files (ablation-6000-<run>.json,
+ablation-6000-runs.json) beside the 1,500-step ones, and validate every 500 steps; their
+`report --steps 6000` adds each run's validation curve, the gap to single scale step by step.
+`eval --no-scales` skips the 1..9-scale sweep.
+
 `train` continues interrupted runs (`scn train --resume`) and skips finished ones; `eval` writes
 benchmarks/results/ablation-<run>[-s<k>].json and skips existing files unless --force; `report`
 needs only those JSON files (and matplotlib for the figure: `pip install -e ".[plots]"`).
@@ -43,6 +49,7 @@ FIGURE = ROOT / "docs" / "images" / "ablation-scales.png"
 DATASETS = ("Set5", "Set14")
 EVAL_SCALES = range(1, 10)
 SEED = 0
+BASE_STEPS = 1500  # the first budget: its files keep their unsuffixed names
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,15 @@ def data_root() -> Path:
     return Path(os.path.relpath(root, ROOT)) if root else Path("..", "shared", "data")
 
 
+def prefix(steps: int) -> str:
+    """Result-file prefix of a budget: ablation (1,500 steps) or ablation-<steps>."""
+    return "ablation" if steps == BASE_STEPS else f"ablation-{steps}"
+
+
+def default_runs(steps: int) -> Path:
+    return Path("/work/runs") / prefix(steps)
+
+
 def train_command(run: AblationRun, runs: Path, steps: int) -> list[str]:
     out = runs / run.name
     train = data_root() / "train"
@@ -85,7 +101,7 @@ def train_command(run: AblationRun, runs: Path, steps: int) -> list[str]:
         "--data", str(train / "T91"), "--data", str(train / "BSD200"),
         "--num-scales", str(run.num_scales), "--scale-ratio", f"{run.scale_ratio:.6f}",
         "--steps", str(steps), "--lr", "1e-3",  # the paper's schedule: halved from 62.5% on
-        "--seed", str(SEED), "--val-every", str(max(1, steps // 4)), "--out", str(out),
+        "--seed", str(SEED), "--val-every", str(max(1, min(steps // 4, 500))), "--out", str(out),
     ]  # fmt: skip
     if run.boundary != "replicate":
         cmd += ["--arch-json", json.dumps({"boundary": run.boundary})]
@@ -99,15 +115,18 @@ def finished_steps(run: AblationRun, runs: Path) -> int:
     return int((read_spec(last).training or {}).get("steps", 0)) if last.exists() else 0
 
 
-def eval_commands(run: AblationRun, runs: Path) -> list[tuple[list[str], Path]]:
+def eval_commands(
+    run: AblationRun, runs: Path, steps: int, scales: bool = True
+) -> list[tuple[list[str], Path]]:
     model = str(runs / run.name / "last.safetensors")
     folders = [a for d in DATASETS for a in ("--data", d)]
     base = ["scn", "eval", *folders, "--task", "sr", "--scale", "2", "--model", model]
     base += ["--engine", "torch"]
-    out = [(base, RESULTS / f"ablation-{run.name}.json")]
-    if run.multi_scale:
+    name = f"{prefix(steps)}-{run.name}"
+    out = [(base, RESULTS / f"{name}.json")]
+    if run.multi_scale and scales:
         for k in EVAL_SCALES:
-            out.append(([*base, "--scales", str(k)], RESULTS / f"ablation-{run.name}-s{k}.json"))
+            out.append(([*base, "--scales", str(k)], RESULTS / f"{name}-s{k}.json"))
     return out
 
 
@@ -149,21 +168,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if done < args.steps:  # last.safetensors is also written at every checkpoint
             print(f"{run.name}: trained {done} of {args.steps} steps so far", file=sys.stderr)
             return 1
-        for cmd, out in eval_commands(run, runs):
+        for cmd, out in eval_commands(run, runs, args.steps, scales=not args.no_scales):
             if args.force or not out.exists():
                 todo.append([*cmd, "--json", str(out)])
-    write_budget(runs, [r for r in RUNS if finished_steps(r, runs) >= args.steps])
+    finished = [r for r in RUNS if finished_steps(r, runs) >= args.steps]
+    write_budget(runs, finished, args.steps)
     return run_all(todo, args.jobs)
 
 
-def write_budget(runs: Path, finished: list[AblationRun]) -> None:
-    """What each evaluated run was trained with: results/ablation-runs.json.
+def validation_curve(log: Path) -> list[list[float]]:
+    """[step, validation PSNR-Y] pairs of a run's log.csv (empty when it has none)."""
+    import csv
+
+    if not log.exists():
+        return []
+    with log.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_psnr_y")]
+    return [[int(r["step"]), round(float(r["val_psnr_y"]), 4)] for r in rows]
+
+
+def write_budget(runs: Path, finished: list[AblationRun], steps: int = BASE_STEPS) -> None:
+    """What each evaluated run was trained with, and its validation curve:
+    results/<prefix>-runs.json.
 
     Runs whose folders are gone (another session's) keep their recorded entry.
     """
     from scn_deploy.modelfile import read_spec
 
-    path = RESULTS / "ablation-runs.json"
+    path = RESULTS / f"{prefix(steps)}-runs.json"
     budget = json.loads(path.read_text()) if path.exists() else {}
     for run in finished:
         spec = read_spec(runs / run.name / "last.safetensors")
@@ -176,6 +208,8 @@ def write_budget(runs: Path, finished: list[AblationRun]) -> None:
             "train_images": training.get("train_images"),
             "command": shlex.join(train_command(run, runs, int(training.get("steps", 0)))),
         }
+        if curve := validation_curve(runs / run.name / "log.csv"):
+            budget[run.name]["validation"] = curve
     budget = {r.name: budget[r.name] for r in RUNS if r.name in budget}  # RUNS order
     path.write_text(json.dumps(budget, indent=1) + "\n")
 
@@ -189,7 +223,9 @@ def load(name: str) -> dict[str, float] | None:
 
 
 def report(args: argparse.Namespace) -> int:
-    budget_file = RESULTS / "ablation-runs.json"
+    steps = getattr(args, "steps", BASE_STEPS)
+    pre = prefix(steps)
+    budget_file = RESULTS / f"{pre}-runs.json"
     budget = json.loads(budget_file.read_text()) if budget_file.exists() else {}
     lines = []
     for name, b in budget.items():
@@ -201,9 +237,9 @@ def report(args: argparse.Namespace) -> int:
     header = " | ".join(f"{d} x2" for d in DATASETS)
     lines += ["", f"| run | {header} | vs single scale (Set5 / Set14) |"]
     lines.append("|---|" + "---:|" * (len(DATASETS) + 1))
-    base = load("ablation-single")
+    base = load(f"{pre}-single")
     for run in RUNS:
-        got = load(f"ablation-{run.name}")
+        got = load(f"{pre}-{run.name}")
         if got is None:
             continue
         cells = [f"{got[d]:.2f}" for d in DATASETS]
@@ -213,27 +249,57 @@ def report(args: argparse.Namespace) -> int:
             else "-"
         )
         lines.append(f"| {run.label} | " + " | ".join(cells) + f" | {delta} |")
-    lines += ["", "PSNR-Y (x2) by number of scales at evaluation (trained with 4):", ""]
-    lines.append("| run | " + " | ".join(str(k) for k in EVAL_SCALES) + " |")
-    lines.append("|---|" + "---:|" * len(EVAL_SCALES))
+    lines += validation_table(budget)
     curves: dict[str, list[float | None]] = {}
+    scale_rows = []
     for run in (r for r in RUNS if r.multi_scale):
         for dataset in DATASETS:
-            row = [load(f"ablation-{run.name}-s{k}") for k in EVAL_SCALES]
+            row = [load(f"{pre}-{run.name}-s{k}") for k in EVAL_SCALES]
             values = [r[dataset] if r else None for r in row]
             if all(v is None for v in values):
                 continue
             curves[f"{run.label} ({dataset})"] = values
             cells = ["-" if v is None else f"{v:.2f}" for v in values]
-            lines.append(f"| {run.label}, {dataset} | " + " | ".join(cells) + " |")
+            scale_rows.append(f"| {run.label}, {dataset} | " + " | ".join(cells) + " |")
+    if scale_rows:
+        lines += ["", "PSNR-Y (x2) by number of scales at evaluation (trained with 4):", ""]
+        lines.append("| run | " + " | ".join(str(k) for k in EVAL_SCALES) + " |")
+        lines.append("|---|" + "---:|" * len(EVAL_SCALES))
+        lines += scale_rows
     text = "\n".join(lines) + "\n"
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
-    if curves and not args.no_figure:
+    if curves and not args.no_figure and steps == BASE_STEPS:  # the figure is the 1,500 budget's
         plot(curves)
     return 0
+
+
+def validation_table(budget: dict[str, dict]) -> list[str]:
+    """Validation PSNR-Y (the 5 held-out images) step by step, and each multi-scale run's gap
+    to single scale: does the deficit close with training? Only runs with recorded curves."""
+    curves = {r: dict(map(tuple, budget[r.name]["validation"])) for r in RUNS
+              if "validation" in budget.get(r.name, {})}  # fmt: skip
+    if not curves:
+        return []
+    steps = sorted({s for c in curves.values() for s in c})
+    single = next((c for r, c in curves.items() if not r.multi_scale), {})
+    title = "Validation PSNR-Y (x2, 5 held-out images) by training step (gap to single scale):"
+    lines = ["", title]
+    lines += ["", "| run | " + " | ".join(f"{s:,}" for s in steps) + " |"]
+    lines.append("|---|" + "---:|" * len(steps))
+    for run, curve in curves.items():
+        cells = []
+        for s in steps:
+            if s not in curve:
+                cells.append("-")
+            elif run.multi_scale and s in single:
+                cells.append(f"{curve[s]:.2f} ({curve[s] - single[s]:+.2f})")
+            else:
+                cells.append(f"{curve[s]:.2f}")
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(curves: dict[str, list[float | None]]) -> None:
@@ -269,17 +335,24 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("train", "eval"):
         p = sub.add_parser(name)
-        p.add_argument("--runs", default="/work/runs/ablation", help="run folders (git-ignored)")
+        p.add_argument(
+            "--runs", help="run folders (git-ignored; default /work/runs/ablation[-STEPS])"
+        )
         p.add_argument("--jobs", type=int, default=1, help="runs at once (1 thread each)")
-        p.add_argument("--steps", type=int, default=1500, help="training steps of every run")
         p.add_argument("--only", nargs="+", choices=[r.name for r in RUNS], help="these runs")
+    for p in sub.choices.values():
+        p.add_argument("--steps", type=int, default=BASE_STEPS, help="training steps of every run")
     sub.choices["eval"].add_argument("--force", action="store_true")
+    sub.choices["eval"].add_argument(
+        "--no-scales", action="store_true", help="skip the 1..9 evaluation-scale sweep"
+    )
     p = sub.add_parser("report")
+    p.add_argument("--steps", type=int, default=BASE_STEPS, help="the budget to report")
     p.add_argument("-o", "--output", help="markdown file (default: stdout)")
     p.add_argument("--no-figure", action="store_true")
     args = parser.parse_args()
-    if hasattr(args, "runs"):
-        args.runs = Path(args.runs).resolve()  # the commands run in the repository root
+    if hasattr(args, "runs"):  # the commands run in the repository root
+        args.runs = Path(args.runs or default_runs(args.steps)).resolve()
     return {"train": cmd_train, "eval": cmd_eval, "report": report}[args.command](args)
 
 

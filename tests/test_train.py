@@ -362,3 +362,47 @@ def test_ablation_report_from_result_files(tmp_path: Path, monkeypatch, capsys) 
     assert "| SCN, 4 scales, ratio 2/3 | 36.25 | 32.10 | +0.25 / +0.10 |" in out
     assert "| SCN, 4 scales, ratio 2/3, Set5 | 30.50 | 31.00 | 31.50 | 36.25 |" in out
     assert "ratio 1/2" not in out  # runs without results are left out, not invented
+
+
+def test_ablation_longer_budget_keeps_its_own_files(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A second budget (--steps 6000) writes ablation-6000-* files beside the 1,500-step ones,
+    validates every 500 steps, and its report tabulates the recorded validation curves with
+    the gap to single scale at every step."""
+    import argparse
+    import json
+
+    ablation = _ablation_module()
+    monkeypatch.setattr(ablation, "RESULTS", tmp_path)
+    run = {r.name: r for r in ablation.RUNS}
+    assert ablation.train_command(run["single"], tmp_path, 1500)[-3] == "375"  # unchanged
+    assert ablation.train_command(run["single"], tmp_path, 6000)[-3] == "500"
+    assert ablation.default_runs(1500).name == "ablation"
+    assert ablation.default_runs(6000).name == "ablation-6000"
+    outs = [o.name for _, o in ablation.eval_commands(run["r12"], tmp_path, 6000, scales=False)]
+    assert outs == ["ablation-6000-r12.json"]
+    assert len(ablation.eval_commands(run["r12"], tmp_path, 1500)) == 10  # 1..9 scales too
+
+    log = tmp_path / "log.csv"
+    log.write_text("step,loss,lr,val_psnr_y\n0,,0.001,13.1\n10,0.4,0.001,\n500,0.1,0.001,33.5\n")
+    assert ablation.validation_curve(log) == [[0, 13.1], [500, 33.5]]
+    assert ablation.validation_curve(tmp_path / "missing.csv") == []
+
+    budget = {
+        "single": {"steps": 6000, "batch": 16, "patch": 48, "train_images": 285,
+                   "seconds": 600, "device": "cpu", "command": "scn train ...",
+                   "validation": [[0, 13.1], [500, 33.5], [1000, 34.0]]},
+        "r12": {"steps": 6000, "batch": 16, "patch": 48, "train_images": 285,
+                "seconds": 600, "device": "cpu", "command": "scn train ...",
+                "validation": [[0, 9.5], [500, 32.0], [1000, 33.75]]},
+    }  # fmt: skip
+    (tmp_path / "ablation-6000-runs.json").write_text(json.dumps(budget))
+    rows = [{"dataset": "Set5", "psnr_y": 36.5}, {"dataset": "Set14", "psnr_y": 32.25}]
+    (tmp_path / "ablation-6000-single.json").write_text(json.dumps({"results": rows}))
+    (tmp_path / "ablation-single.json").write_text(json.dumps({"results": rows[:1]}))
+    ablation.report(argparse.Namespace(steps=6000, output=None, no_figure=True))
+    out = capsys.readouterr().out
+    assert "| single scale | 36.50 | 32.25 | - |" in out  # the 6,000-step file, not the other
+    assert "| run | 0 | 500 | 1,000 |" in out
+    assert "| single scale | 13.10 | 33.50 | 34.00 |" in out
+    assert "| SCN, 4 scales, ratio 1/2 | 9.50 (-3.60) | 32.00 (-1.50) | 33.75 (-0.25) |" in out
+    assert "by number of scales" not in out  # no sweep was evaluated
