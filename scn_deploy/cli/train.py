@@ -97,6 +97,13 @@ def train(
     ckpt_every: Annotated[
         int, typer.Option(help="Write a resumable checkpoint every N steps.")
     ] = 100,
+    snapshot_every: Annotated[
+        int,
+        typer.Option(
+            help="Also keep the weights every N steps as snapshots/step-N.safetensors in --out "
+            "(0: none), for weight averaging (benchmarks/average_weights.py)."
+        ),
+    ] = 0,
     resume: Annotated[
         bool, typer.Option(help="Continue the interrupted run in --out exactly.")
     ] = False,
@@ -145,6 +152,7 @@ def train(
         "seed": seed,
         "val_seed": val_seed,
         "ckpt_every": ckpt_every,
+        "snapshot_every": snapshot_every,
     }
     try:
         if arch_json:

@@ -53,6 +53,7 @@ class TrainConfig:
     val_seed: int | None = None
     log_every: int = 10
     ckpt_every: int = 100
+    snapshot_every: int = 0
 
     def __post_init__(self) -> None:
         for name in ("sigma_range", "quality_range"):
@@ -112,6 +113,8 @@ class TrainConfig:
             raise bad("fp16 training needs --device cuda (use fp32 or bf16 on CPU)")
         if self.lr <= 0:
             raise bad("lr must be positive")
+        if self.snapshot_every < 0:
+            raise bad("snapshot_every must be >= 0 (0: no snapshots)")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 LAST_MODEL = "last.safetensors"
 BEST_MODEL = "best.safetensors"
+SNAPSHOTS = "snapshots"  # step-NNNNNN.safetensors every --snapshot-every steps
 LOG_FILE = "log.csv"
 
 
@@ -335,12 +336,14 @@ class Trainer:
             "quality_range": list(cfg.quality_range) if cfg.quality_range else None,
         }
 
-    def save(self, *, best: bool = False) -> None:
+    def save(self, *, best: bool = False, snapshot: bool = False) -> None:
         self.spec.training = self.training_summary()
         model = self.model.to(memory_format=torch.contiguous_format)
         save_model(self.out / LAST_MODEL, model, self.spec)
         if best:
             save_model(self.out / BEST_MODEL, model, self.spec)
+        if snapshot:  # kept for weight averaging (scn_deploy.train.average)
+            save_model(self.out / SNAPSHOTS / f"step-{self.step:06d}.safetensors", model, self.spec)
         _atomic_torch_save(
             {
                 "config": self.cfg.to_dict(),
@@ -462,8 +465,14 @@ class Trainer:
                     improved = val is not None and (self.best_psnr is None or val > self.best_psnr)
                     if improved:
                         self.best_psnr = val
-                    if improved or self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                        self.save(best=improved)
+                    snapshot = cfg.snapshot_every > 0 and self.step % cfg.snapshot_every == 0
+                    if (
+                        improved
+                        or snapshot
+                        or self.step % cfg.ckpt_every == 0
+                        or self.step == cfg.steps
+                    ):
+                        self.save(best=improved, snapshot=snapshot)
                     t0 = time.perf_counter()
             except KeyboardInterrupt:
                 self.save()
