@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from scn_deploy.arch import preset_spec  # noqa: E402
 from scn_deploy.arch.scn import build_network  # noqa: E402
-from scn_deploy.errors import ConfigError, ModelFileError  # noqa: E402
+from scn_deploy.errors import ModelFileError  # noqa: E402
 from scn_deploy.modelfile import load_model, save_model  # noqa: E402
 from scn_deploy.train.average import average_model_files, average_states  # noqa: E402
 
@@ -69,40 +68,3 @@ def test_other_architecture_or_job_is_refused(tmp_path: Path) -> None:
         average_states([{"w": torch.zeros(2)}, {"w": torch.zeros(3)}])
     with pytest.raises(ModelFileError, match="other tensors"):
         average_states([{"w": torch.zeros(2)}, {"v": torch.zeros(2)}])
-
-
-def test_training_snapshots_feed_the_average(tmp_path: Path) -> None:
-    from scn_deploy.imageio import write_image
-    from scn_deploy.train import TrainConfig, Trainer
-
-    rng = np.random.default_rng(0)
-    data = tmp_path / "imgs"
-    data.mkdir()
-    for i in range(5):
-        write_image(data / f"{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-    cfg = TrainConfig(
-        task="sr",
-        scale=2,
-        data=[str(data)],
-        preset="tiny",
-        num_scales=2,
-        steps=12,
-        batch=2,
-        patch=16,
-        val_count=1,
-        val_every=6,
-        val_crop=32,
-        out=str(tmp_path / "run"),
-        ckpt_every=100,
-        snapshot_every=4,
-    )
-    Trainer(cfg).run()
-    snaps = sorted((tmp_path / "run" / "snapshots").glob("*.safetensors"))
-    assert [p.name for p in snaps] == [f"step-{s:06d}.safetensors" for s in (4, 8, 12)]
-    assert [load_model(p)[1].training["steps"] for p in snaps] == [4, 8, 12]
-    first, last = load_model(snaps[0])[0].state_dict(), load_model(snaps[-1])[0].state_dict()
-    assert any(not torch.equal(first[k], last[k]) for k in first)  # the weights moved
-    _model, spec = average_model_files(snaps)
-    assert spec.training["steps"] == 12 and len(spec.training["averaged_from"]) == 3
-    with pytest.raises(ConfigError, match="snapshot_every"):
-        TrainConfig(task="sr", data=["x"], snapshot_every=-1)

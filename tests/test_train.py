@@ -406,3 +406,18 @@ def test_ablation_longer_budget_keeps_its_own_files(tmp_path: Path, monkeypatch,
     assert "| single scale | 13.10 | 33.50 | 34.00 |" in out
     assert "| SCN, 4 scales, ratio 1/2 | 9.50 (-3.60) | 32.00 (-1.50) | 33.75 (-0.25) |" in out
     assert "by number of scales" not in out  # no sweep was evaluated
+
+
+def test_snapshots_every_n_steps_feed_weight_averaging(tmp_path: Path, images: Path) -> None:
+    from scn_deploy.train.average import average_model_files
+
+    Trainer(_cfg(tmp_path, images, steps=12, ckpt_every=100, snapshot_every=4)).run()
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == [f"step-{s:06d}.safetensors" for s in (4, 8, 12)]
+    assert [load_model(p)[1].training["steps"] for p in snaps] == [4, 8, 12]
+    first, last = load_model(snaps[0])[0].state_dict(), load_model(snaps[-1])[0].state_dict()
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # the weights moved
+    _model, spec = average_model_files(snaps)
+    assert spec.training["steps"] == 12 and len(spec.training["averaged_from"]) == 3
+    with pytest.raises(ConfigError, match="snapshot_every"):
+        TrainConfig(task="sr", data=["x"], snapshot_every=-1)
