@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from scn_deploy.modelfile import load_model, save_model
+from scn_deploy.modelfile import load_model, read_spec, save_model
 from scn_deploy.train.average import average_model_files
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import collect_files
@@ -57,8 +57,7 @@ def main() -> None:
     )
     files = collect_files(cfg.data)
     held_out = split_held_out(files, seed=cfg.held_out_seed, count=cfg.val_count)[1]
-    spec0 = load_model(args.models[0])[1]
-    samples = make_val_set(held_out, cfg, spec0)
+    samples = make_val_set(held_out, cfg, read_spec(args.models[0]))
     torch.set_grad_enabled(False)
 
     scores: dict[str, float] = {}
@@ -69,7 +68,7 @@ def main() -> None:
 
     windows = sorted(set(args.window)) or [len(args.models)]
     plus = " and --plus" if args.plus else ""
-    best: tuple[float, int] | None = None
+    best = None  # (score, window, model, spec) of the best mean so far
     for k in windows:
         if not 1 <= k <= len(args.models) or k + len(args.plus) < 2:
             raise SystemExit(f"--window {k}: needs 1..{len(args.models)}, and 2 files in all")
@@ -78,13 +77,13 @@ def main() -> None:
         scores[f"mean of last {k}{plus}"] = score
         print(f"{score:.4f}  mean of the last {k}{plus}")
         if best is None or score > best[0]:
-            best = (score, k)
+            best = (score, k, model, spec)
 
     if args.out and best is not None:
-        model, spec = average_model_files([*args.plus, *args.models[-best[1] :]])
-        spec.training["val_psnr_y"] = best[0]
+        score, k, model, spec = best
+        spec.training["val_psnr_y"] = score
         save_model(args.out, model, spec, half=args.half)
-        print(f"wrote {args.out} (mean of the last {best[1]}{plus}: {best[0]:.4f})")
+        print(f"wrote {args.out} (mean of the last {k}{plus}: {score:.4f})")
     if args.json:
         report = {"held_out": [f.name for f in held_out], "scores": scores}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
