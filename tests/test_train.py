@@ -205,6 +205,17 @@ def test_lr_schedule_halves_like_the_paper() -> None:
     assert cfg.lr_factor(3999) == 0.5**5
 
 
+def test_lr_warmup_ramps_up_then_follows_the_schedule(tmp_path: Path, images: Path) -> None:
+    cfg = TrainConfig(task="sr", steps=40, data=["x"], lr_warmup=4, lr_halve_start=20)
+    assert [cfg.lr_factor(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    assert cfg.lr_factor(20) == 0.5
+    with pytest.raises(ConfigError):
+        TrainConfig(task="sr", data=["x"], lr_warmup=-1)
+    # The optimiser sees the ramp: the LR used at step 0 is a quarter of --lr.
+    trainer = Trainer(_cfg(tmp_path, images, steps=2, val_count=1, lr=1e-3, lr_warmup=4))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-4)
+
+
 def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
     """Batch t depends only on (seed, t): DataLoader workers change nothing but speed."""
     a = Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1))

@@ -71,6 +71,14 @@ def train(
     lr_halve_every: Annotated[
         int | None, typer.Option(help="Halve the LR again every N steps (default 7.5%).")
     ] = None,
+    lr_warmup: Annotated[
+        int,
+        typer.Option(
+            help="Ramp the LR linearly up over the first N steps (0: none). Worth it when "
+            "continuing a trained model with --init: a fresh Adam otherwise first undoes some "
+            "of it."
+        ),
+    ] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda[:i].")] = "cpu",
     precision: Annotated[
         str, typer.Option(help="fp32, bf16 (autocast) or fp16 (CUDA only). Measure first.")
@@ -145,6 +153,7 @@ def train(
         "lr": lr,
         "lr_halve_start": lr_halve_start,
         "lr_halve_every": lr_halve_every,
+        "lr_warmup": lr_warmup,
         "device": device,
         "precision": precision,
         "channels_last": channels_last,

@@ -17,7 +17,10 @@ class TrainConfig:
 
     The learning rate is halved every `lr_halve_every` steps from `lr_halve_start` on; by
     default these are 62.5% and 7.5% of `steps`, the paper's "halves every 3 epochs after the
-    25th" of 40 epochs, expressed in steps.
+    25th" of 40 epochs, expressed in steps. `lr_warmup` > 0 ramps it linearly from lr/N up
+    to lr over the first N steps: a continuation (`init`) then starts Adam, whose first
+    bias-corrected steps are full-sized whatever the gradient, without knocking the weights
+    off the minimum they came from.
     """
 
     task: str = "sr"
@@ -44,6 +47,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_halve_start: int | None = None
     lr_halve_every: int | None = None
+    lr_warmup: int = 0
     device: str = "cpu"
     precision: str = "fp32"
     channels_last: bool = True
@@ -83,9 +87,10 @@ class TrainConfig:
 
     def lr_factor(self, step: int) -> float:
         """Multiplier of the base learning rate at a (0-based) step."""
+        warm = min(1.0, (step + 1) / self.lr_warmup) if self.lr_warmup > 0 else 1.0
         if step < self.halve_start:
-            return 1.0
-        return 0.5 ** ((step - self.halve_start) // self.halve_every + 1)
+            return warm
+        return warm * 0.5 ** ((step - self.halve_start) // self.halve_every + 1)
 
     def validate(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -113,6 +118,8 @@ class TrainConfig:
             raise bad("fp16 training needs --device cuda (use fp32 or bf16 on CPU)")
         if self.lr <= 0:
             raise bad("lr must be positive")
+        if self.lr_warmup < 0:
+            raise bad("lr_warmup must be >= 0 (0: no warm-up)")
         if self.snapshot_every < 0:
             raise bad("snapshot_every must be >= 0 (0: no snapshots)")
 
