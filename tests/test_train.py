@@ -216,6 +216,19 @@ def test_lr_warmup_ramps_up_then_follows_the_schedule(tmp_path: Path, images: Pa
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-4)
 
 
+@pytest.mark.parametrize("loss", ["l1", "l2"])
+def test_train_step_minimises_the_chosen_loss(tmp_path: Path, images: Path, loss: str) -> None:
+    trainer = Trainer(_cfg(tmp_path, images, steps=2, val_count=1, loss=loss))
+    batch = trainer.maker(0)
+    with torch.no_grad():
+        pred = trainer.model(torch.from_numpy(batch.inputs)).float()
+    err = pred - torch.from_numpy(batch.targets)
+    expected = float(err.pow(2).mean() if loss == "l2" else err.abs().mean())
+    assert trainer.train_step(batch) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ConfigError, match="loss"):
+        TrainConfig(task="sr", data=["x"], loss="l3")
+
+
 def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
     """Batch t depends only on (seed, t): DataLoader workers change nothing but speed."""
     a = Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1))

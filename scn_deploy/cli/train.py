@@ -79,6 +79,13 @@ def train(
             "of it."
         ),
     ] = 0,
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="Training loss: l1 (the paper's) or l2 (mean squared error, what PSNR scores; "
+            "for a last fine-tune of an l1 model). log.csv's loss column is in its units."
+        ),
+    ] = "l1",
     device: Annotated[str, typer.Option(help="cpu or cuda[:i].")] = "cpu",
     precision: Annotated[
         str, typer.Option(help="fp32, bf16 (autocast) or fp16 (CUDA only). Measure first.")
@@ -154,6 +161,7 @@ def train(
         "lr_halve_start": lr_halve_start,
         "lr_halve_every": lr_halve_every,
         "lr_warmup": lr_warmup,
+        "loss": loss,
         "device": device,
         "precision": precision,
         "channels_last": channels_last,

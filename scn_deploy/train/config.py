@@ -20,7 +20,8 @@ class TrainConfig:
     25th" of 40 epochs, expressed in steps. `lr_warmup` > 0 ramps it linearly from lr/N up
     to lr over the first N steps: a continuation (`init`) then starts Adam, whose first
     bias-corrected steps are full-sized whatever the gradient, without knocking the weights
-    off the minimum they came from.
+    off the minimum they came from. `loss` is the paper's L1 or L2 (MSE, what PSNR measures:
+    a short L2 fine-tune of an L1-trained model is a common last step for PSNR).
     """
 
     task: str = "sr"
@@ -48,6 +49,7 @@ class TrainConfig:
     lr_halve_start: int | None = None
     lr_halve_every: int | None = None
     lr_warmup: int = 0
+    loss: str = "l1"
     device: str = "cpu"
     precision: str = "fp32"
     channels_last: bool = True
@@ -118,6 +120,8 @@ class TrainConfig:
             raise bad("fp16 training needs --device cuda (use fp32 or bf16 on CPU)")
         if self.lr <= 0:
             raise bad("lr must be positive")
+        if self.loss not in ("l1", "l2"):
+            raise bad(f"loss must be l1 or l2, got {self.loss!r}")
         if self.lr_warmup < 0:
             raise bad("lr_warmup must be >= 0 (0: no warm-up)")
         if self.snapshot_every < 0:

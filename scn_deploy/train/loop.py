@@ -1,4 +1,4 @@
-"""The training loop: L1 + Adam + step-wise halving, validation, atomic resumable checkpoints."""
+"""The training loop: L1 or L2 + Adam + step-wise halving, validation, resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -398,7 +398,8 @@ class Trainer:
         cond = self._to_device(batch.cond)
         with _autocast(self.cfg):
             pred = self.forward(x, cond)
-        loss = F.l1_loss(pred.float(), y)
+        loss_fn = F.mse_loss if self.cfg.loss == "l2" else F.l1_loss
+        loss = loss_fn(pred.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
