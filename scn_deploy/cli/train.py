@@ -74,9 +74,8 @@ def train(
     lr_warmup: Annotated[
         int,
         typer.Option(
-            help="Ramp the LR linearly up over the first N steps (0: none). Worth it when "
-            "continuing a trained model with --init: a fresh Adam otherwise first undoes some "
-            "of it."
+            help="Ramp the LR linearly up over the first N steps (0: none), e.g. when "
+            "continuing a trained model with --init."
         ),
     ] = 0,
     loss: Annotated[

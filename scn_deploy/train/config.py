@@ -18,9 +18,9 @@ class TrainConfig:
     The learning rate is halved every `lr_halve_every` steps from `lr_halve_start` on; by
     default these are 62.5% and 7.5% of `steps`, the paper's "halves every 3 epochs after the
     25th" of 40 epochs, expressed in steps. `lr_warmup` > 0 ramps it linearly from lr/N up
-    to lr over the first N steps: a continuation (`init`) then starts Adam, whose first
-    bias-corrected steps are full-sized whatever the gradient, without knocking the weights
-    off the minimum they came from. `loss` is the paper's L1 or L2 (MSE, what PSNR measures:
+    to lr over the first N steps (it softens Adam's first full-size steps; on sr-x4's ninth
+    run it did not stop a continuation's initial validation drop, see models/sr-x4.md).
+    `loss` is the paper's L1 or L2 (MSE, what PSNR measures:
     a short L2 fine-tune of an L1-trained model is a common last step for PSNR).
     """
 
