@@ -205,6 +205,31 @@ def test_lr_schedule_halves_like_the_paper() -> None:
     assert cfg.lr_factor(3999) == 0.5**5
 
 
+def test_deeper_network_starts_as_the_shallower_model(tmp_path: Path, images: Path) -> None:
+    """Initialising a deeper network from a trained shallower one (e.g. base from small):
+    the copied blocks keep their weights, the extra ones start as identities, so the deeper
+    network computes exactly what the shallower model does and validation starts there."""
+    shallow = Trainer(_cfg(tmp_path / "shallow", images, steps=10, arch={"num_blocks": 2}))
+    shallow.run()
+    best = tmp_path / "shallow" / "run" / "best.safetensors"
+    deep = Trainer(
+        _cfg(tmp_path / "deep", images, steps=10, init=str(best), arch={"num_blocks": 4})
+    )
+    assert len(deep.model.blocks) == 4
+    small, _ = load_model(best)
+    x = torch.rand(1, 3, 21, 18)
+    with torch.no_grad():
+        assert torch.allclose(deep.model(x), small(x), atol=1e-6)
+    result = deep.run()
+    assert result.start_psnr == pytest.approx(shallow.best_psnr, abs=1e-6)
+    # The new blocks learn: their residual gains leave zero.
+    gains = deep.model.blocks[3].body[-1].parametrizations.weight.original0
+    assert gains.abs().max() > 0
+    # A network with no copied block (every block fresh) keeps its random blocks.
+    fresh = Trainer(_cfg(tmp_path / "fresh", images, steps=1, arch={"num_blocks": 2}))
+    assert fresh.model.blocks[1].body[-1].parametrizations.weight.original0.abs().min() > 0
+
+
 def test_lr_warmup_ramps_up_then_follows_the_schedule(tmp_path: Path, images: Path) -> None:
     cfg = TrainConfig(task="sr", steps=40, data=["x"], lr_warmup=4, lr_halve_start=20)
     assert [cfg.lr_factor(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]

@@ -59,7 +59,11 @@ def train(
     scale_ratio: Annotated[float, typer.Option(help="Pyramid scale ratio in (0, 1).")] = 0.5,
     init: Annotated[
         Path | None,
-        typer.Option(help="Start from the matching weights of a model file (e.g. x3 from x2)."),
+        typer.Option(
+            help="Start from the matching weights of a model file (e.g. x3 from x2). From a "
+            "shallower model (e.g. --preset base from a small file), the extra blocks start "
+            "as identities, so training starts at that model's quality."
+        ),
     ] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps in total.")] = 2000,
     batch: Annotated[int, typer.Option(help="Patches per step.")] = 16,

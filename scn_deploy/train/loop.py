@@ -118,6 +118,38 @@ def start_as_identity(model: SCN) -> None:
         tail.bias.zero_()
 
 
+def fresh_blocks(model: SCN, fresh: list[str]) -> list[int]:
+    """Residual blocks that an init file did not cover at all, when it covered others.
+
+    These are the blocks a deeper network has beyond the shallower model it starts from.
+    Empty when every block is fresh (nothing was copied into the body) or none is.
+    """
+    fresh_set = set(fresh)
+    names = list(model.state_dict())
+    blocks = range(len(model.blocks))
+    new = [i for i in blocks if all(n in fresh_set for n in names if n.startswith(f"blocks.{i}."))]
+    return new if len(new) < len(blocks) else []
+
+
+def start_blocks_as_identity(model: SCN, blocks: list[int]) -> None:
+    """Zero the last body convolution of the given residual blocks: each adds nothing.
+
+    Used when a deeper network starts from a shallower one's weights (e.g. `base` from a
+    trained `small`, Net2DeeperNet style): the copied blocks keep their function and the new
+    ones start as identities, so training begins at the shallower model's quality instead of
+    behind it. The body's residual is zero, so the scale-wise convolution over it is zero too
+    (its 1x1 convolutions have zero bias). With weight norm only the gain g is zeroed.
+    """
+    with torch.no_grad():
+        for i in blocks:
+            last = model.blocks[i].body[-1]
+            if hasattr(last, "parametrizations"):
+                last.parametrizations.weight.original0.zero_()
+            else:
+                last.weight.zero_()
+            last.bias.zero_()
+
+
 def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
     if cfg.val:
         return files, collect_files(cfg.val)
@@ -260,6 +292,9 @@ class Trainer:
             log.info("initialised from %s; fresh tensors: %s", cfg.init, fresh)
         if cfg.task != "sr" and not resume and any(n.startswith("tail.") for n in fresh):
             start_as_identity(self.model)
+        if cfg.init and not resume and (deeper := fresh_blocks(self.model, fresh)):
+            start_blocks_as_identity(self.model, deeper)
+            log.info("blocks %s are not in %s: they start as identities", deeper, cfg.init)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
