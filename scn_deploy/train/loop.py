@@ -109,13 +109,17 @@ def start_as_identity(model: SCN) -> None:
     """
     if model.shuffle is not None:
         raise ConfigError("start_as_identity is for restoration networks (no upscaling)")
+    _zero_conv(model.tail)
+
+
+def _zero_conv(conv: torch.nn.Module) -> None:
+    """Make a convolution output zero: its weight (with weight norm, the gain g) and bias."""
     with torch.no_grad():
-        tail = model.tail
-        if hasattr(tail, "parametrizations"):
-            tail.parametrizations.weight.original0.zero_()
+        if hasattr(conv, "parametrizations"):
+            conv.parametrizations.weight.original0.zero_()
         else:
-            tail.weight.zero_()
-        tail.bias.zero_()
+            conv.weight.zero_()
+        conv.bias.zero_()
 
 
 def fresh_blocks(model: SCN, fresh: list[str]) -> list[int]:
@@ -140,14 +144,8 @@ def start_blocks_as_identity(model: SCN, blocks: list[int]) -> None:
     behind it. The body's residual is zero, so the scale-wise convolution over it is zero too
     (its 1x1 convolutions have zero bias). With weight norm only the gain g is zeroed.
     """
-    with torch.no_grad():
-        for i in blocks:
-            last = model.blocks[i].body[-1]
-            if hasattr(last, "parametrizations"):
-                last.parametrizations.weight.original0.zero_()
-            else:
-                last.weight.zero_()
-            last.bias.zero_()
+    for i in blocks:
+        _zero_conv(model.blocks[i].body[-1])
 
 
 def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
