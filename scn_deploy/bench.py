@@ -9,8 +9,6 @@ reaches ~75% of OpenBLAS).
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import statistics
 import time
@@ -19,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from scn_deploy.engines.base import Engine, load_engine, torch_available
+from scn_deploy.cpu import cpu_description
+from scn_deploy.engines.base import Engine
+from scn_deploy.engines.registry import load_engine, torch_available
 from scn_deploy.errors import ConfigError
 
 
@@ -62,40 +62,13 @@ def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> di
 
 
 def host_description(device: str = "cpu") -> str:
-    """The GPU's name, or the CPU's model, vector extensions and core count: "AMD EPYC
-    (AVX-512, VNNI, BF16), 2 cores". CPU figures are comparable only on the same extensions
-    (the same model name covers AVX2-only and AVX-512 parts)."""
+    """The GPU's name, or the CPU's model, vector extensions and core count (see
+    `scn_deploy.cpu.cpu_description`)."""
     if device.startswith("cuda"):
         import torch
 
         return torch.cuda.get_device_name(torch.device(device))
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:  # the first CPU's "model name", then its "flags"
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    isa = [
-        name
-        for name, flag in (
-            ("AVX-512", "avx512f"),
-            ("VNNI", "avx512_vnni"),
-            ("BF16", "avx512_bf16"),
-            ("AMX", "amx_tile"),
-        )
-        if flag in flags
-    ]
-    if not isa and "avx2" in flags:
-        isa = ["AVX2"]
-    extensions = f" ({', '.join(isa)})" if isa else ""
-    return f"{model}{extensions}, {os.cpu_count()} cores"
+    return cpu_description()
 
 
 def network_gflop_per_mp(engine: Engine) -> float | None:
@@ -116,18 +89,19 @@ class BenchRequest:
 
     Attributes:
         model: model file, exported .onnx or zoo name.
-        engine, device, precision: as for `load_engine`.
+        engine, device, precision: as for `load_engine` (precision None: auto).
         tile: input tile side in pixels (tiles of `batch` per forward pass).
-        size: (H, W): also restore a whole synthetic image of this size through the tiler
-            (end to end: planning, overlap, stitching); None: tiles only.
+        size: (H, W): also restore a whole synthetic image of this size as `scn upscale`
+            does by default (tile "auto": the cheapest grid that fits the memory budget,
+            overlap, stitching, uint8 output; no file I/O); None: tiles only.
         repeat: timed repetitions (the median is reported); one untimed warm-up first.
         scales: pyramid scales (default: as trained).
     """
 
     model: str
     engine: str = "auto"
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: str = "auto"
+    precision: str | None = None
     tile: int = 256
     batch: int = 1
     size: tuple[int, int] | None = None
@@ -201,7 +175,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     per_mp = network_gflop_per_mp(engine)
     gflops = per_mp * mp_per_s if per_mp is not None else None
     image = _bench_image(engine, request) if request.size else None
-    gemm = gemm_peak_gflops(request.device)
+    gemm = gemm_peak_gflops(engine.device)
     threads = None
     if torch_available():
         import torch
@@ -241,19 +215,131 @@ def _bench_image(engine: Engine, request: BenchRequest) -> dict[str, Any]:
     img = np.clip(base[..., None] + noise, 0, 255).astype(np.uint8)
     if engine.spec.channels == 1:
         img = img[..., 0]
-    restorer = Restorer(engine, RestoreOptions(tile=request.tile, batch=request.batch))
+    restorer = Restorer(engine, RestoreOptions(tile="auto", batch=request.batch))
     level = None
     if engine.spec.task != "sr":
         level = 25.0 if engine.spec.task == "denoise" else 30.0
-    tiles = len(restorer.plan(h, w))
+    plan = restorer.plan(h, w)  # measures the receptive field once, outside the timing
+    restorer.restore(img, level, dtype=np.uint8, plan=plan)  # warm-up: compile, allocate
     start = time.perf_counter()
-    restorer.restore(img, level)
+    restorer.restore(img, level, dtype=np.uint8, plan=plan)
     seconds = time.perf_counter() - start
     out_mp = h * w * engine.spec.scale**2 / 1e6
     return {
         "size": [h, w],
-        "tiles": tiles,
+        "tiles": len(plan),
+        "plan": plan.describe(),
         "seconds": seconds,
         "mp_per_s": out_mp / seconds,
         "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Every engine x precision side by side
+# ---------------------------------------------------------------------------------------------
+
+
+def _candidates(model: str, device: str) -> list[tuple[str, str]]:
+    """(engine, precision) pairs that can run `model` on `device` here."""
+    from scn_deploy.cpu import native_bf16
+    from scn_deploy.engines.registry import AUTO_ORDER, BACKENDS, can_run, onnx_precision
+    from scn_deploy.exporting.cache import find_onnx
+    from scn_deploy.zoo import resolve_model
+
+    path = resolve_model(model, task="sr")
+    cuda = device.startswith("cuda")
+    pairs = []
+    for name in reversed(AUTO_ORDER["cuda" if cuda else "cpu"]):  # slowest (reference) first
+        if not can_run(name, device):
+            continue
+        for precision in BACKENDS[name].precisions:
+            if precision == "fp16" and not cuda:
+                continue
+            if precision == "bf16" and not cuda and not native_bf16():
+                continue
+            if BACKENDS[name].runs_onnx and path.suffix != ".onnx":
+                if find_onnx(path, None, precision=onnx_precision(name, precision)) is None:
+                    continue
+            elif path.suffix == ".onnx" and not BACKENDS[name].runs_onnx:
+                continue
+            pairs.append((name, precision))
+    return pairs
+
+
+def _set5_psnr(model: str, engine: str, device: str, precision: str) -> float | None:
+    """Set5 PSNR-Y of an SR model on this engine, None without the data or for other tasks."""
+    from scn_deploy.evaluate import EvalRequest, evaluate
+    from scn_deploy.modelfile import read_spec
+    from scn_deploy.paths import data_root
+    from scn_deploy.zoo import resolve_model
+
+    root = data_root()
+    path = resolve_model(model, task="sr")
+    if root is None or not (root / "benchmarks/sr/Set5").is_dir() or path.suffix == ".onnx":
+        return None
+    spec = read_spec(path)
+    if spec.task != "sr":
+        return None
+    request = EvalRequest(
+        data=[root / "benchmarks/sr/Set5"],
+        task="sr",
+        scale=spec.scale,
+        model=str(path),
+        engine=engine,
+        device=device,
+        precision=precision,
+    )
+    return evaluate(request).results[0].psnr_y
+
+
+def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, Any]:
+    """Bench every installed engine x precision on the same tiles in one run: MP/s, ratio to
+    ONNX Runtime fp32 (or the first row), fraction of the fp32 GEMM peak and, for SR models
+    with the benchmark data present, the Set5 PSNR-Y change from fp32."""
+    from scn_deploy.engines.registry import resolve_device
+
+    device = resolve_device(request.device)
+    rows: list[dict[str, Any]] = []
+    for engine, precision in _candidates(request.model, device):
+        single = BenchRequest(
+            model=request.model,
+            engine=engine,
+            device=device,
+            precision=precision,
+            tile=request.tile,
+            batch=request.batch,
+            repeat=request.repeat,
+            scales=request.scales,
+        )
+        result = run_bench(single)
+        rows.append(
+            {
+                "engine": engine,
+                "precision": precision,
+                "mp_per_s": result.mp_per_s,
+                "ms_per_tile": result.ms_per_tile,
+                "fraction_of_peak": result.fraction_of_peak,
+                "set5_psnr_y": _set5_psnr(request.model, engine, device, precision)
+                if psnr
+                else None,
+                "gemm_peak_gflops": result.gemm_peak_gflops,
+            }
+        )
+    if not rows:
+        raise ConfigError(f"no installed engine can run {request.model} on {device}")
+    base = next((r for r in rows if (r["engine"], r["precision"]) == ("onnx", "fp32")), rows[0])
+    for row in rows:
+        row["ratio"] = row["mp_per_s"] / base["mp_per_s"]
+        ref = base["set5_psnr_y"]
+        got = row["set5_psnr_y"]
+        row["set5_delta_db"] = got - ref if got is not None and ref is not None else None
+    return {
+        "model": request.model,
+        "device": device,
+        "host": host_description(device),
+        "tile": request.tile,
+        "batch": request.batch,
+        "baseline": f"{base['engine']} {base['precision']}",
+        "rows": rows,
     }

@@ -52,7 +52,7 @@ class RestoreActor:
 
     def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
         os.environ.setdefault("SCN_THREADS", str(threads))
-        from scn_deploy.engines.base import torch_available
+        from scn_deploy.engines.registry import torch_available
         from scn_deploy.pipeline import Reporter, _restorer, _Run, _spec_of
 
         if torch_available():

@@ -125,8 +125,9 @@ class EvalRequest:
             ``inputs/<stem>.*``); replaces the synthetic degradation.
         save_images: optional folder; restored images go to ``<dir>/<dataset>/<stem>.png``.
         seed: base seed of the noise (image i of a folder uses ``seed + i``).
-        engine: inference engine ("auto", "torch", "onnx", "tensorrt").
-        device: "cpu" or "cuda[:i]".
+        engine: inference engine ("auto", "torch", "onnx", "openvino", "tensorrt").
+        device: "auto", "cpu" or "cuda[:i]".
+        precision: None (auto), "fp32", "fp16", "bf16" or "int8" (see `load_engine`).
     """
 
     data: Sequence[str | os.PathLike[str]]
@@ -143,7 +144,8 @@ class EvalRequest:
     save_images: str | os.PathLike[str] | None = None
     seed: int = 0
     engine: str = "auto"
-    device: str = "cpu"
+    device: str = "auto"
+    precision: str | None = None
 
     @property
     def level(self) -> float | int | None:
@@ -248,12 +250,14 @@ class EvalResult:
     tta: bool
     results: list[DatasetResult]
     colour: bool = False
+    engine: str | None = None
+    precision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``scn eval --json`` document::
 
         {"task", "scale" | "sigma" | "quality", "model" | "method", "scales", "tta",
-         ["colour": true,]
+         ["colour": true,] ["engine", "precision" (models only),]
          "results": [{"dataset", "images", "psnr_y", "ssim_y", "psnr_rgb", "seconds"}, ...]}
 
         ``colour`` is present (true) only for the colour JPEG protocol.
@@ -267,6 +271,8 @@ class EvalResult:
         doc["tta"] = self.tta
         if self.colour:
             doc["colour"] = True
+        if self.engine is not None:
+            doc["engine"], doc["precision"] = self.engine, self.precision
         doc["results"] = [r.to_dict() for r in self.results]
         return doc
 
@@ -481,7 +487,11 @@ def _load_restorer(request: EvalRequest) -> Any:
     assert request.model is not None
     path = resolve_model(request.model, task=request.task, scale=request.scale or 1)
     engine = load_engine(
-        path, engine=request.engine, device=request.device, num_scales=request.scales
+        path,
+        engine=request.engine,
+        device=request.device,
+        num_scales=request.scales,
+        precision=request.precision,
     )
     check_model(engine.spec, request, source=str(request.model))
     return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
@@ -662,4 +672,6 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         tta=request.tta,
         results=results,
         colour=request.colour,
+        engine=restorer.engine.name if restorer is not None else None,
+        precision=restorer.engine.precision if restorer is not None else None,
     )

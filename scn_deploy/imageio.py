@@ -161,6 +161,7 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
 # 16-bit colour files that Pillow would reduce to 8 bits. Encoding goes the same way round.
 
 DEFAULT_MAX_PIXELS = 400_000_000
+PNG_COMPRESS_LEVEL = 1
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
 
 # Pillow refuses images above ~179 MP by itself (a decompression-bomb guard); `probe_image`
@@ -452,6 +453,10 @@ def write_image_to(fh: BinaryIO, picture: Picture, fmt: str, *, quality: int = 9
         options["quality"] = int(quality)
     if fmt == "tiff":
         options["compression"] = "tiff_deflate"
+    if fmt == "png":
+        # zlib level 1: a 12 MP output encodes in 0.9 s instead of 3.8 s at Pillow's default
+        # 6, for files 4% larger (measured on an upscaled photo).
+        options["compress_level"] = PNG_COMPRESS_LEVEL
     try:
         im.save(fh, format={"jpg": "JPEG", "tiff": "TIFF"}.get(fmt, fmt.upper()), **options)
     except (OSError, ValueError) as exc:

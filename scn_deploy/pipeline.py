@@ -71,6 +71,7 @@ class RunRequest:
             training); None: every image goes to `model`.
         max_pixels: refuse images whose header declares more pixels (None: no limit).
         memory_budget: bytes per forward pass for tile="auto" (None: device default).
+        engine, device, precision: as for `scn_deploy.engines.load_engine` (None: auto).
     """
 
     task: str
@@ -79,8 +80,8 @@ class RunRequest:
     out: Path | None = None
     gray_model: Path | None = None
     engine: str = "auto"
-    device: str = "cpu"
-    fp16: bool = False
+    device: str = "auto"
+    precision: str | None = None
     num_scales: int | None = None
     tile: int | Literal["auto"] = "auto"
     tile_overlap: int | None = None
@@ -107,6 +108,7 @@ class RunSummary:
     gray_model: str | None = None  # the gray companion, when it served any file
     engine: str = ""
     device: str = ""
+    precision: str = ""
     dry_run: bool = False
     processed: int = 0
     outputs: list[str] = field(default_factory=list)
@@ -125,6 +127,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "engine": self.engine,
             "device": self.device,
+            "precision": self.precision,
             "model": self.model,
             "gray_model": self.gray_model,
             "dry_run": self.dry_run,
@@ -453,11 +456,13 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         from scn_deploy.cluster import execute_on_ray
 
         summary.engine, summary.device = f"{request.engine} on ray", request.device
+        summary.precision = request.precision or "auto"
         reporter.start(len(jobs))
         execute_on_ray(state, jobs, request.cluster)
     elif jobs:  # load the engine only when there is work for it
         restorer = _restorer(request)
-        summary.engine, summary.device = restorer.engine.name, restorer.engine.device
+        eng = restorer.engine
+        summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
         reporter.start(len(jobs))
         state.execute(jobs, restorer)
     summary.seconds = time.perf_counter() - started
@@ -502,7 +507,7 @@ def _plan_remote(state: _Run) -> list[Job] | None:
 
 def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
     if model.suffix.lower() == ".onnx":
-        from scn_deploy.engines.base import load_engine
+        from scn_deploy.engines.registry import load_engine
 
         return load_engine(model, engine="onnx").spec
     return read_spec(model)
@@ -510,14 +515,14 @@ def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
 
 def _restorer(request: RunRequest, model: Path | None = None) -> Restorer:
     """The request's engine and options for `model` (default: `request.model`)."""
-    from scn_deploy.engines.base import load_engine
+    from scn_deploy.engines.registry import load_engine
 
     engine = load_engine(
         model or request.model,
         engine=request.engine,
         device=request.device,
         num_scales=request.num_scales,
-        fp16=request.fp16,
+        precision=request.precision,
     )
     options = RestoreOptions(
         tile=request.tile,

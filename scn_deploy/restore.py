@@ -15,9 +15,18 @@ from typing import Literal
 
 import numpy as np
 
-from scn_deploy.engines.base import Engine, load_engine
+from scn_deploy.engines.base import Engine
+from scn_deploy.engines.registry import load_engine
 from scn_deploy.errors import ConfigError
-from scn_deploy.tiling import Tile, TilePlanner, auto_tile, default_overlap, run_tiled, run_tiles
+from scn_deploy.tiling import (
+    Tile,
+    TilePlanner,
+    TileSize,
+    auto_tile,
+    default_overlap,
+    run_tiled,
+    run_tiles,
+)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -121,8 +130,9 @@ class Restorer:
         value = self.spec.condition_value(level)
         return np.full((batch, 1, h, w), value, np.float32)
 
-    def tile_size(self, height: int, width: int) -> int:
-        """The tile size for an image: `options.tile`, with "auto" resolved (0 = whole)."""
+    def tile_size(self, height: int, width: int) -> TileSize:
+        """The tile size for an image: `options.tile`, with "auto" resolved (0 = whole;
+        (tile_h, tile_w) for the cheapest grid that fits the memory budget)."""
         opts = self.options
         eng = self.engine
         if opts.tile != "auto":
@@ -137,10 +147,12 @@ class Restorer:
             batch=opts.batch,
             memory_budget=opts.memory_budget,
             device=eng.device,
-            fp16=eng.precision == "fp16",
+            fp16=eng.precision in ("fp16", "bf16", "int8"),  # int8: measured below bf16
         )
-        if eng.max_tile is not None and (tile == 0 or tile > eng.max_tile):
-            return eng.max_tile
+        if eng.max_tile is not None:
+            sides = tile if isinstance(tile, tuple) else (tile, tile)
+            if any(side == 0 or side > eng.max_tile for side in sides):
+                return eng.max_tile
         return tile
 
     def plan(self, height: int, width: int) -> TilePlanner:

@@ -32,10 +32,14 @@ it, `run_tiled` is the NCHW convenience. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +53,7 @@ __all__ = [
     "Span",
     "Tile",
     "TilePlanner",
+    "TileSize",
     "activation_bytes_per_pixel",
     "aligned_levels",
     "auto_tile",
@@ -79,6 +84,9 @@ MAX_ALIGNMENT = 1024
 # Largest canvas used to measure a receptive field, and the FLOPs we are willing to spend.
 RF_MAX_CANVAS = 1024
 RF_MAX_FLOPS = {"cpu": 4e11, "cuda": 4e13}
+
+#: A tile side in input pixels, or (height, width); 0 = not cut.
+TileSize = int | tuple[int, int]
 
 
 def dihedral(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
@@ -227,22 +235,50 @@ def auto_tile(
     memory_budget: int | None = None,
     device: str = "cpu",
     fp16: bool = False,
-) -> int:
-    """The largest tile (core side, input pixels) whose windows fit `memory_budget`.
+) -> TileSize:
+    """The tile grid that computes the fewest window pixels with every window in the budget.
 
-    Returns 0 (no tiling) when the whole image fits. Tiles are multiples of the pyramid
-    alignment and at least 32 pixels (or one alignment step). `overlap` may be a callable,
-    evaluated only when tiling is needed (measuring the receptive field costs a forward pass).
+    Returns 0 (no tiling) when the whole image fits `memory_budget`; else (tile_h, tile_w),
+    core sides in input pixels (0 on an axis that is not cut: full-width strips are often
+    the cheapest plan). Overlap makes each window larger than its core, so the plan that
+    needs the least extra computation is the one with the fewest, largest windows that fit:
+    every grid of tile counts is tried. Tiles are multiples of the pyramid alignment and at
+    least 32 pixels. `overlap` may be a callable, evaluated only when tiling is needed
+    (measuring the receptive field costs a forward pass). `fp16` means 2-byte activations
+    (fp16 or bf16).
     """
     per_pixel = activation_bytes_per_pixel(spec.arch, num_scales, fp16=fp16)
     budget = memory_budget if memory_budget is not None else default_memory_budget(device)
     if height * width * per_pixel <= budget:
         return 0
     align = pyramid_alignment(spec.arch, num_scales)
-    side = int(math.sqrt(budget / (per_pixel * max(1, batch))))
+    max_pixels = budget / (per_pixel * max(1, batch))
     context = overlap() if callable(overlap) else overlap
-    core = (side - 2 * context) // align * align
-    return max(core, _round_up(32, align))
+    smallest = _round_up(32, align)
+    best: tuple[tuple[int, int], tuple[int, int]] | None = None
+    for tile_h, sum_h, max_h, n_h in _axis_choices(height, context, align, smallest):
+        for tile_w, sum_w, max_w, n_w in _axis_choices(width, context, align, smallest):
+            if max_h * max_w > max_pixels:
+                continue
+            cost = (sum_h * sum_w, n_h * n_w)
+            if best is None or cost < best[0]:
+                best = (cost, (tile_h, tile_w))
+    return best[1] if best is not None else (smallest, smallest)
+
+
+def _axis_choices(
+    size: int, overlap: int, align: int, smallest: int
+) -> list[tuple[int, int, int, int]]:
+    """(tile, total window length, longest window, windows) for each way to cut one axis."""
+    choices: dict[int, tuple[int, int, int, int]] = {}
+    for count in range(1, max(1, size // smallest) + 1):
+        tile = _round_up(-(-size // count), align) if count > 1 else 0
+        if count > 1 and tile < smallest:
+            break
+        spans = axis_spans(size, tile, overlap, align)
+        lengths = [_round_up(span.hi - span.lo, align) for span in spans]
+        choices.setdefault(len(spans), (tile, sum(lengths), max(lengths), len(spans)))
+    return list(choices.values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,11 +366,71 @@ def _engine_key(engine: Engine) -> tuple[object, ...]:
 
 
 def receptive_field(engine: Engine) -> ReceptiveField:
-    """`measure_receptive_field`, cached per model file, scales, precision and device."""
+    """`measure_receptive_field`, cached per model file, scales, precision and device.
+
+    The receptive field is a property of the model, measured in fp32: bf16 / fp16 / int8
+    rounding turns the far, tiny influence of a pixel into steps above the threshold, which
+    would grow the overlap to the canvas. Lower-precision engines are measured through their
+    fp32 twin, or given the architecture bound when they have none."""
     key = _engine_key(engine)
     if key not in _RF_CACHE:
-        _RF_CACHE[key] = measure_receptive_field(engine)
+        _RF_CACHE[key] = _stored_receptive_field(engine) or _measure_fp32(engine)
     return _RF_CACHE[key]
+
+
+def _measure_fp32(engine: Engine) -> ReceptiveField:
+    if engine.precision == "fp32":
+        found = measure_receptive_field(engine)
+    elif engine.fp32_twin is not None:
+        found = measure_receptive_field(engine.fp32_twin())
+    else:
+        bound = receptive_field_bound(engine.spec.arch, engine.num_scales)
+        return ReceptiveField(bound, measured=False)
+    _store_receptive_field(engine, found)
+    return found
+
+
+def _rf_store_key(engine: Engine) -> str | None:
+    """What a measured receptive field depends on: the weights file, the scales, the
+    threshold (not the engine or the precision: it is measured in fp32)."""
+    try:
+        digest = hashlib.sha256(Path(engine.source).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    if engine.precision == "int8":  # the quantized file: its fp32 twin is another file
+        digest = f"int8-{digest}"
+    return f"{digest}-s{engine.num_scales}-t{RF_THRESHOLD:g}"
+
+
+def _rf_store() -> Path:
+    from scn_deploy.exporting.cache import cache_dir
+
+    return cache_dir() / "receptive-field.json"
+
+
+def _stored_receptive_field(engine: Engine) -> ReceptiveField | None:
+    """A receptive field measured by an earlier run (the user cache), or None."""
+    key = _rf_store_key(engine)
+    try:
+        radius = json.loads(_rf_store().read_text())[key]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ReceptiveField(int(radius["radius"]), True, bool(radius["saturated"]))
+
+
+def _store_receptive_field(engine: Engine, found: ReceptiveField) -> None:
+    key = _rf_store_key(engine)
+    if key is None:
+        return
+    from scn_deploy.atomic import atomic_write
+
+    try:
+        known = json.loads(_rf_store().read_text())
+    except (OSError, ValueError):
+        known = {}
+    known[key] = {"radius": found.radius, "saturated": found.saturated}
+    with contextlib.suppress(ScnError):  # an unwritable cache costs the next run a probe
+        atomic_write(_rf_store(), (json.dumps(known, indent=1) + "\n").encode())
 
 
 def default_overlap(engine: Engine) -> int:
@@ -372,10 +468,6 @@ class Tile:
         """Input rows/columns the engine sees."""
         return slice(self.y.lo, self.y.hi), slice(self.x.lo, self.x.hi)
 
-    @property
-    def window_shape(self) -> tuple[int, int]:
-        return self.y.hi - self.y.lo, self.x.hi - self.x.lo
-
     def core_in_window(self, scale: int = 1) -> tuple[slice, slice]:
         """Where the core lies in the window's output."""
         y, x = self.y, self.x
@@ -392,57 +484,78 @@ class Tile:
         )
 
 
+def axis_spans(size: int, tile: int, overlap: int, align: int) -> list[Span]:
+    """Cut one axis of `size` pixels into cores of about `tile` (0: one core) with at least
+    `overlap` pixels of context on each side (cores and overlap rounded up to `align`).
+
+    The number of cores is ceil(size / tile); they are made as equal as the alignment allows.
+    Every window has the same length (the interior one's, core + 2 x overlap): a window at
+    the border takes its missing context from the inner side instead, so that all windows
+    of an image share one shape (engines that compile per shape compile once; windows batch
+    together). Window starts stay multiples of `align`; a last window that ends at the
+    border may be shorter by less than `align` (the runner mirror-pads it to the length).
+    """
+    tile = _round_up(tile, align) if tile else 0
+    overlap = _round_up(overlap, align)
+    if not tile or tile >= size:
+        return [Span(0, size, 0, size)]
+    count = -(-size // tile)
+    step = _round_up(-(-size // count), align)
+    starts = range(0, size, step)
+    length = step + overlap * (2 if len(starts) > 2 else 1)
+    spans = []
+    for start in starts:
+        stop = min(size, start + step)
+        lo = min(max(0, start - overlap), _round_up(max(0, size - length), align))
+        spans.append(Span(start, stop, lo, min(size, lo + length)))
+    return spans
+
+
 class TilePlanner:
     """Cuts an image into tiles: cores that partition it, windows = core + overlap.
 
     Args:
         height, width: input size.
-        tile: core side in input pixels; 0 (or >= the image) = one tile for the whole image.
+        tile: core side in input pixels, or (height, width) of the cores; 0 (or >= the
+            image) = not cut (on that axis, for a pair).
         overlap: context on each side of a core, input pixels.
         align: cores and overlap are rounded up to multiples of this (see `pyramid_alignment`).
-
-    The number of cores per axis is ceil(size / tile); cores are then made as equal as the
-    alignment allows, so most windows share one shape and batch together.
     """
 
     def __init__(
-        self, height: int, width: int, *, tile: int, overlap: int = 0, align: int = 1
+        self, height: int, width: int, *, tile: TileSize, overlap: int = 0, align: int = 1
     ) -> None:
         if height < 1 or width < 1:
             raise ConfigError(f"cannot tile an empty image ({height}x{width})")
-        if tile < 0 or overlap < 0 or align < 1:
+        tile_h, tile_w = tile if isinstance(tile, tuple) else (tile, tile)
+        if min(tile_h, tile_w) < 0 or overlap < 0 or align < 1:
             raise ConfigError(f"tile, overlap must be >= 0 (got {tile}, {overlap})")
         self.height, self.width = height, width
         self.align = align
         self.overlap = _round_up(overlap, align)
-        self.tile = _round_up(tile, align) if tile else 0
-        ys, xs = self._spans(height), self._spans(width)
+        ys = axis_spans(height, tile_h, overlap, align)
+        xs = axis_spans(width, tile_w, overlap, align)
         self.tiles = [
             Tile(i * len(xs) + j, y, x) for i, y in enumerate(ys) for j, x in enumerate(xs)
         ]
 
     @classmethod
     def for_engine(
-        cls, engine: Engine, height: int, width: int, *, tile: int, overlap: int | None = None
+        cls,
+        engine: Engine,
+        height: int,
+        width: int,
+        *,
+        tile: TileSize,
+        overlap: int | None = None,
     ) -> TilePlanner:
         """A plan with the engine's alignment and (by default) its measured overlap."""
         align = pyramid_alignment(engine.spec.arch, engine.num_scales)
         if overlap is None:
-            overlap = default_overlap(engine) if tile and tile < max(height, width) else 0
+            tile_h, tile_w = tile if isinstance(tile, tuple) else (tile, tile)
+            cut = 0 < tile_h < height or 0 < tile_w < width
+            overlap = default_overlap(engine) if cut else 0
         return cls(height, width, tile=tile, overlap=overlap, align=align)
-
-    def _spans(self, size: int) -> list[Span]:
-        if not self.tile or self.tile >= size:
-            return [Span(0, size, 0, size)]
-        count = -(-size // self.tile)
-        step = _round_up(-(-size // count), self.align)
-        spans = []
-        for start in range(0, size, step):
-            stop = min(size, start + step)
-            spans.append(
-                Span(start, stop, max(0, start - self.overlap), min(size, stop + self.overlap))
-            )
-        return spans
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -565,7 +678,7 @@ def run_tiled(
     *,
     level_map: Callable[[int, int, int, float | None], np.ndarray | None] | None = None,
     level: float | None = None,
-    tile: int,
+    tile: TileSize,
     overlap: int | None = None,
     batch: int = 1,
     tta: bool = False,

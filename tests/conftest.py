@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """On-the-fly exports and compiled engines go to a temporary cache, not the user's."""
+    old = os.environ.get("SCN_CACHE")
+    os.environ["SCN_CACHE"] = str(tmp_path_factory.mktemp("scn-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SCN_CACHE", None)
+    else:
+        os.environ["SCN_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

@@ -66,16 +66,21 @@ LEVELS = {"sr": None, "denoise": 25.0, "deblock": None}
 def test_plan_partitions_the_image(h: int, w: int, tile: int, overlap: int, align: int) -> None:
     plan = TilePlanner(h, w, tile=tile, overlap=overlap, align=align)
     cover = np.zeros((h, w), int)
+    shapes = set()
     for t in plan:
         cover[t.core_out()] += 1
         y, x = t.y, t.x
-        # windows: core + overlap (rounded to the alignment), clipped, aligned at the origin
-        assert y.lo == max(0, y.start - plan.overlap) and y.hi == min(h, y.stop + plan.overlap)
-        assert x.lo == max(0, x.start - plan.overlap) and x.hi == min(w, x.stop + plan.overlap)
+        # windows hold core + overlap (rounded to the alignment), clipped, aligned at the origin
+        assert y.lo <= max(0, y.start - plan.overlap) and y.hi >= min(h, y.stop + plan.overlap)
+        assert x.lo <= max(0, x.start - plan.overlap) and x.hi >= min(w, x.stop + plan.overlap)
         assert y.lo % align == 0 and x.lo % align == 0
         assert (y.hi - y.lo) % align == 0 or y.hi == h
         assert (x.hi - x.lo) % align == 0 or x.hi == w
+        # one window shape per image once padded to the alignment (border windows take
+        # their context from the inner side)
+        shapes.add((-(-(y.hi - y.lo) // align) * align, -(-(x.hi - x.lo) // align) * align))
     assert (cover == 1).all()
+    assert len(shapes) == 1
     assert plan.overlap % align == 0 and plan.overlap >= overlap
 
 
@@ -128,10 +133,46 @@ def test_auto_tile_fits_the_budget() -> None:
     assert auto_tile(spec, 3, 100, 100, overlap=20, memory_budget=int(per_px * 1e4) + 1) == 0
     budget = int(per_px * 256 * 256)
     tile = auto_tile(spec, 3, 4000, 6000, overlap=20, memory_budget=budget)
-    assert tile % 4 == 0 and (tile + 40) ** 2 * per_px <= budget < (tile + 48) ** 2 * per_px
+    assert isinstance(tile, tuple) and all(side % 4 == 0 for side in tile)
+    plan = TilePlanner(4000, 6000, tile=tile, overlap=20, align=4)
+    windows = [(t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in plan]
+    assert max(windows) * per_px <= budget
+    # fewer computed pixels than the largest square tile that fits (the old choice)
+    square = (int((budget / per_px) ** 0.5) - 40) // 4 * 4
+    squares = TilePlanner(4000, 6000, tile=square, overlap=20, align=4)
+    assert sum(windows) <= sum((t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in squares)
     calls = []
     auto_tile(spec, 3, 10, 10, overlap=lambda: calls.append(1) or 8, memory_budget=budget)
     assert not calls  # the overlap is only asked for when tiling is needed
+
+
+def test_auto_tile_computes_the_fewest_pixels_that_fit() -> None:
+    """Of every plan whose windows fit (squares, strips, rectangles), the chosen one computes
+    the fewest window pixels: overlap is extra work, so few large windows win."""
+    spec = preset_spec("tiny", task="denoise")
+    per_px = activation_bytes_per_pixel(spec.arch, 3)
+    budget = int(per_px * 1.2e6)
+
+    def cost(tile) -> tuple[int, int]:
+        plan = TilePlanner(1500, 2000, tile=tile, overlap=44, align=4)
+        areas = [(t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in plan]
+        return sum(areas), max(areas)
+
+    chosen, largest = cost(auto_tile(spec, 3, 1500, 2000, overlap=44, memory_budget=budget))
+    assert largest * per_px <= budget
+    others = [(h, w) for h in (0, *range(200, 1500, 100)) for w in (0, *range(200, 2000, 100))]
+    fitting = [c for c in map(cost, others) if c[1] * per_px <= budget]
+    assert fitting and chosen <= min(total for total, _ in fitting)
+    assert chosen < 1.11 * 1500 * 2000  # 2 x 2 windows of 794 x 1044 here
+
+
+def test_rectangular_tiles_restore_like_the_whole_image(engines) -> None:
+    eng = engines["sr"]
+    x = np.random.default_rng(5).random((1, eng.spec.channels, 72, 90), dtype=np.float32)
+    whole = run_tiled(eng, x, tile=0)
+    strips = run_tiled(eng, x, tile=(24, 0))
+    grid = run_tiled(eng, x, tile=(32, 40))
+    assert np.abs(strips - whole).max() < 1e-4 and np.abs(grid - whole).max() < 1e-4
 
 
 # -- receptive field ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from scn_deploy.cli.app import app, err, fail, out, parse_hw
-from scn_deploy.cli.restoring import Engine
+from scn_deploy.cli.restoring import Device, Engine, EngineOpt, Precision, PrecisionOpt
 from scn_deploy.errors import ConfigError, ScnError
 
 
@@ -19,29 +19,31 @@ def bench_command(
     model: Annotated[
         str, typer.Option(help="Zoo name, model file (.safetensors) or exported .onnx.")
     ] = "sr-x2",
-    engine: Annotated[
-        Engine, typer.Option(help="Inference engine: auto, torch, onnx or tensorrt.")
-    ] = Engine.auto,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    precision: Annotated[
-        str,
-        typer.Option(
-            help="fp32; fp16 (GPU, or an fp16 ONNX); bf16 (torch); int8 (the ONNX made by "
-            "`scn export --int8`)."
-        ),
-    ] = "fp32",
+    engine: EngineOpt = Engine.auto,
+    device: Device = "auto",
+    precision: PrecisionOpt = Precision.auto,
     tile: Annotated[int, typer.Option(help="Input tile side in pixels.")] = 256,
     batch: Annotated[int, typer.Option(help="Tiles per forward pass.")] = 1,
     size: Annotated[
         str | None,
         typer.Option(
-            help="Also restore a whole synthetic HxW image through the tiler (end to end)."
+            help="Also restore a whole synthetic HxW image as `scn upscale` does by default "
+            "(tile auto, overlap, stitching; no file I/O) and report its MP/s."
         ),
     ] = None,
     repeat: Annotated[int, typer.Option(help="Timed runs (median reported).")] = 5,
     scales: Annotated[
         int | None, typer.Option(help="Pyramid scales (default: as trained).")
     ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Bench every installed engine x precision side by side (MP/s, ratio to ONNX "
+            "Runtime fp32, fraction of the fp32 GEMM peak, Set5 PSNR-Y change for SR models "
+            "when the benchmark data is present).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
@@ -56,13 +58,16 @@ def bench_command(
         model=model,
         engine=engine.value,
         device=device,
-        precision=precision,
+        precision=None if precision == Precision.auto else precision.value,
         tile=tile,
         batch=batch,
         size=parse_hw(size, "--size"),
         repeat=repeat,
         scales=scales,
     )
+    if compare:
+        _compare(request, as_json=as_json, json_file=json_file)
+        return
     try:
         result = run_bench(request)
     except ConfigError as exc:
@@ -98,10 +103,49 @@ def bench_command(
         rows.append(
             (
                 f"whole {im['size'][0]}x{im['size'][1]} image",
-                f"{im['seconds']:.2f} s, {im['tiles']} tiles, {im['mp_per_s']:.3f} MP/s",
+                f"{im['seconds']:.2f} s, {im['plan']}, {im['mp_per_s']:.3f} MP/s "
+                f"({im['mp_per_s'] / result.mp_per_s:.2f} of the tile figure)",
             )
         )
     for key, value in rows:
         table.add_row(key, value)
     err.print(table)
     out.print(f"{result.mp_per_s:.3f} MP/s", highlight=False)
+
+
+def _compare(request, *, as_json: bool, json_file: Path | None) -> None:
+    from scn_deploy.bench import compare_engines
+
+    try:
+        doc = compare_engines(request)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    except ScnError as exc:
+        raise fail(str(exc)) from None
+    if json_file is not None:
+        from scn_deploy.atomic import atomic_write
+
+        atomic_write(json_file, (json.dumps(doc, indent=2) + "\n").encode())
+    if as_json:
+        print(json.dumps(doc))
+        return
+    table = Table(
+        title=f"{doc['model']}: tile {doc['tile']} x {doc['batch']} on {doc['host']}",
+        caption=f"ratio: to {doc['baseline']}; Set5 change: PSNR-Y vs {doc['baseline']}",
+    )
+    for column in ("engine", "precision", "MP/s", "ratio", "of fp32 peak", "Set5 PSNR-Y", "change"):
+        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
+    for row in doc["rows"]:
+        peak = row["fraction_of_peak"]
+        psnr = row["set5_psnr_y"]
+        delta = row["set5_delta_db"]
+        table.add_row(
+            row["engine"],
+            row["precision"],
+            f"{row['mp_per_s']:.3f}",
+            f"{row['ratio']:.2f}x",
+            f"{100 * peak:.0f}%" if peak is not None else "-",
+            f"{psnr:.3f}" if psnr is not None else "-",
+            f"{delta:+.3f}" if delta is not None else "-",
+        )
+    out.print(table)

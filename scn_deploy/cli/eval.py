@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from scn_deploy.cli.app import Task, app, err, fail, out
+from scn_deploy.cli.restoring import Device, Engine, EngineOpt, Precision, PrecisionOpt
 from scn_deploy.errors import ScnError
 
 
@@ -18,13 +19,6 @@ class Method(StrEnum):
     bicubic = "bicubic"
     identity = "identity"
     bm3d = "bm3d"
-
-
-class EngineName(StrEnum):
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-    tensorrt = "tensorrt"
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -95,12 +89,9 @@ def eval_command(
     seed: Annotated[
         int, typer.Option(help="Noise seed for --task denoise (image i uses seed + i).")
     ] = 0,
-    engine: Annotated[
-        EngineName, typer.Option(help="Inference engine: auto, torch, onnx or tensorrt.")
-    ] = EngineName.auto,
-    device: Annotated[
-        str, typer.Option(help="Device to run the model on: cpu or cuda[:i].")
-    ] = "cpu",
+    engine: EngineOpt = Engine.auto,
+    device: Device = "auto",
+    precision: PrecisionOpt = Precision.auto,
 ) -> None:
     """Evaluate a model or a baseline on benchmark folders: PSNR / SSIM per dataset."""
     from scn_deploy.evaluate import LEVEL_KEYS, EvalRequest, RequestError, evaluate, write_json
@@ -121,6 +112,7 @@ def eval_command(
         seed=seed,
         engine=engine.value,
         device=device,
+        precision=None if precision == Precision.auto else precision.value,
     )
     try:
         request.validate()

@@ -1,5 +1,7 @@
-"""Inference engines: one interface (`Engine`), one module per backend, heavy imports inside."""
+"""Inference engines: one interface (`Engine`), a registry that picks and loads a backend
+(`scn_deploy.engines.registry`), one module per backend with its heavy imports inside."""
 
-from scn_deploy.engines.base import Engine, load_engine
+from scn_deploy.engines.base import Engine
+from scn_deploy.engines.registry import load_engine
 
 __all__ = ["Engine", "load_engine"]

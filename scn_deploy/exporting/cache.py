@@ -36,6 +36,27 @@ def onnx_name(model_path: Path, num_scales: int, precision: str = "fp32") -> str
     return f"{model_path.stem}-s{num_scales}{suffix}.onnx"
 
 
+def _cached_path(model_path: Path, num_scales: int, precision: str) -> Path:
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    name = onnx_name(Path(f"{model_path.stem}-{digest}"), num_scales, precision)
+    return cache_dir() / "export" / name
+
+
+def find_onnx(model_path: Path, num_scales: int | None, *, precision: str = "fp32") -> Path | None:
+    """The existing ONNX export of a model file (`export/`, then the user cache), or None."""
+    from scn_deploy.modelfile import read_spec
+
+    model_path = Path(model_path)
+    n = num_scales or read_spec(model_path).arch.num_scales
+    for candidate in (
+        export_dir() / onnx_name(model_path, n, precision),
+        _cached_path(model_path, n, precision),
+    ):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def onnx_for(model_path: Path, num_scales: int | None, *, precision: str = "fp32") -> Path:
     """The ONNX export of a model file with the requested scales (default: as trained).
 
@@ -46,18 +67,15 @@ def onnx_for(model_path: Path, num_scales: int | None, *, precision: str = "fp32
 
     model_path = Path(model_path)
     n = num_scales or read_spec(model_path).arch.num_scales
+    found = find_onnx(model_path, n, precision=precision)
+    if found is not None:
+        return found
     shipped = export_dir() / onnx_name(model_path, n, precision)
-    if shipped.exists():
-        return shipped
     if precision not in ("fp32", "fp16"):
         raise ConfigError(
             f"no {precision} export of {model_path.name} with {n} scales at {shipped}; make "
             f"one with `scn export --model {model_path} --scales {n} --int8 --calib DIR`"
         )
-    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-    cached = cache_dir() / "export" / onnx_name(Path(f"{model_path.stem}-{digest}"), n, precision)
-    if cached.exists():
-        return cached
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnx") is None:
         raise ConfigError(
             f"no ONNX export of {model_path.name} with {n} scales ({precision}) at {shipped}. "
@@ -67,5 +85,6 @@ def onnx_for(model_path: Path, num_scales: int | None, *, precision: str = "fp32
         )
     from scn_deploy.exporting.onnx_export import export_model
 
+    cached = _cached_path(model_path, n, precision)
     export_model(model_path, cached, num_scales=n, precision=precision)
     return cached

@@ -26,7 +26,12 @@ def read_onnx_metadata(path: str | os.PathLike[str]) -> tuple[ModelSpec, int, di
 
 def metadata_from_session(sess, path: Path) -> tuple[ModelSpec, int, dict[str, str]]:
     """The same, from an already open `onnxruntime.InferenceSession`."""
-    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    return parse_metadata(dict(sess.get_modelmeta().custom_metadata_map), path)
+
+
+def parse_metadata(meta: dict[str, str], path: Path) -> tuple[ModelSpec, int, dict[str, str]]:
+    """(spec, num_scales, meta) from an export's metadata properties, however they were read
+    (ONNX Runtime's session, OpenVINO's runtime info)."""
     if "scn_spec" not in meta:
         raise ModelFileError(f"{path}: an ONNX model, but not one exported by scn-deploy")
     try:

@@ -1,0 +1,137 @@
+"""End-to-end speed and memory on a real photo, against `scn bench` in the same run.
+
+Makes a 2000x1500 JPEG (quality 90) from real photographs (a 5x5 mosaic of B100 crops when
+the benchmark data is present, else scikit-image's astronaut, resized), then runs, each in a
+fresh process whose peak RSS is recorded:
+
+- `scn upscale PHOTO --scale 2` with default options and with each --precision given, each
+  twice: "cold" (the first run: the engine compiles for the tile shape and the receptive
+  field is measured, both then cached) and "warm" (what every later run costs),
+- `scn denoise PHOTO --sigma 25`,
+- `scn bench` on the engine and precision that the upscale used,
+
+and reports output MP/s, the ratio of the upscale to the bench, and peak RSS.
+
+    python benchmarks/photo_e2e.py [--precision int8 ...] [--json-file FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from scn_deploy.cpu import cpu_description
+from scn_deploy.paths import data_root
+
+HEIGHT, WIDTH = 1500, 2000
+
+
+def make_photo(path: Path) -> str:
+    """Write the test photo; returns what it was made from."""
+    root = data_root()
+    folder = root / "benchmarks/sr/B100" if root is not None else None
+    if folder is not None and folder.is_dir():
+        crops = []
+        for f in sorted(folder.glob("*.jpg")):
+            image = cv2.imread(str(f))
+            if image is not None and image.shape[:2] == (321, 481):
+                crops.append(image[:300, :400])
+            if len(crops) == 25:
+                break
+        rows = [np.concatenate(crops[r * 5 : (r + 1) * 5], axis=1) for r in range(5)]
+        photo, source = np.concatenate(rows, axis=0), "a 5x5 mosaic of 400x300 B100 crops"
+    else:
+        from skimage import data
+
+        photo = cv2.resize(data.astronaut()[..., ::-1], (WIDTH, HEIGHT), cv2.INTER_CUBIC)
+        source = "scikit-image's astronaut, resized"
+    cv2.imwrite(str(path), photo, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return source
+
+
+def run_child(args: list[str], cache: str) -> tuple[dict, float]:
+    """Run `scn ARGS --json` in a fresh process with the user cache `cache`: (its JSON
+    summary, its peak RSS in MiB)."""
+    code = (
+        "import json, resource, sys\n"
+        "from scn_deploy.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n"
+        "    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "    print(json.dumps({'peak_rss_mb': rss}), file=sys.stderr)\n"
+    )
+    env = {**os.environ, "SCN_CACHE": cache}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "--json"], capture_output=True, text=True, env=env
+    )
+    if done.returncode:
+        raise SystemExit(f"scn {' '.join(args)} failed:\n{done.stderr}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    rss = json.loads(done.stderr.strip().splitlines()[-1])["peak_rss_mb"]
+    return summary, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", action="append", default=[], help="also this precision")
+    parser.add_argument("--json-file", type=Path, help="write the results here")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = Path(tmp) / "photo.jpg"
+        source = make_photo(photo)
+        out_mp = HEIGHT * WIDTH * 4 / 1e6
+        cache = f"{tmp}/cache"  # empty at first: the first run compiles and measures
+        runs = [(p, state) for p in [None, *args.precision] for state in ("cold", "warm")]
+        for precision, state in runs:
+            extra = [] if precision is None else ["--precision", precision]
+            upscale = ["upscale", str(photo), "--scale", "2", "-o", f"{tmp}/up.png", *extra]
+            summary, rss = run_child([*upscale, "--overwrite", "--quiet"], cache)
+            bench_args = ["bench", "--engine", summary["engine"]]
+            bench_args += ["--precision", summary["precision"]]
+            bench, _ = run_child(bench_args, cache)
+            e2e = out_mp / summary["seconds"]
+            rows.append(
+                {
+                    "command": " ".join(["scn upscale PHOTO --scale 2", *extra]),
+                    "cache": state,
+                    "engine": summary["engine"],
+                    "precision": summary["precision"],
+                    "seconds": summary["seconds"],
+                    "mp_per_s": e2e,
+                    "bench_mp_per_s": bench["mp_per_s"],
+                    "ratio_to_bench": e2e / bench["mp_per_s"],
+                    "peak_rss_mb": rss,
+                }
+            )
+        denoise = ["denoise", str(photo), "--sigma", "25", "-o", f"{tmp}/dn.png"]
+        summary, rss = run_child([*denoise, "--overwrite", "--quiet"], cache)
+        rows.append(
+            {
+                "command": "scn denoise PHOTO --sigma 25",
+                "engine": summary["engine"],
+                "precision": summary["precision"],
+                "seconds": summary["seconds"],
+                "mp_per_s": HEIGHT * WIDTH / 1e6 / summary["seconds"],
+                "peak_rss_mb": rss,
+            }
+        )
+    doc = {"photo": f"{WIDTH}x{HEIGHT} JPEG q90, {source}", "cpu": cpu_description()}
+    doc["rows"] = rows
+    print(json.dumps(doc, indent=2))
+    if args.json_file:
+        args.json_file.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
