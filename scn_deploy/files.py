@@ -55,14 +55,17 @@ class Problem:
 
     path: Path
     reason: str
+    skipped: bool = False  # passed over, not failed (e.g. a non-image file in a folder)
 
 
 def _is_image_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+def _walk(folder: Path, recursive: bool, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """(image files, other visible files) in a folder; hidden files and folders are ignored."""
     found: list[Path] = []
+    others: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         here = Path(dirpath)
         if exclude is not None and here.resolve() == exclude:
@@ -70,7 +73,15 @@ def _walk(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
         found.extend(here / f for f in filenames if _is_image_name(f))
-    return sorted(found)
+        others.extend(
+            here / f for f in filenames if not f.startswith(".") and not _is_image_name(f)
+        )
+    return sorted(found), sorted(others)
+
+
+def readable_types() -> str:
+    """The readable extensions, for messages: "bmp, gif, jpe, ..."."""
+    return ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
 
 
 def collect_sources(
@@ -79,8 +90,9 @@ def collect_sources(
     """Expand INPUT arguments into image sources (and problems: missing paths, empty folders).
 
     A file argument is taken whatever its extension (its content decides later); inside a
-    folder only image extensions count. `exclude` (the output folder) is never searched.
-    The same file named twice is processed once.
+    folder, files with one of `IMAGE_EXTENSIONS` are sources and the other visible files are
+    reported as skipped problems (hidden files and folders are ignored). `exclude` (the
+    output folder) is never searched. The same file named twice is processed once.
     """
     sources: list[Source] = []
     problems: list[Problem] = []
@@ -96,13 +108,15 @@ def collect_sources(
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
-            images = _walk(path, recursive, skip)
+            images, others = _walk(path, recursive, skip)
             if not images:
                 where = "in the folder or its sub-folders" if recursive else "in the folder"
-                exts = ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
+                exts = readable_types()
                 problems.append(Problem(path, f"no images found {where} (looked for {exts})"))
             for image in images:
                 add(Source(image, path, image.relative_to(path)))
+            for other in others:
+                problems.append(Problem(other, "not an image file type scn reads", skipped=True))
         elif path.is_file():
             add(Source(path, None, Path(path.name)))
         elif path.is_symlink():

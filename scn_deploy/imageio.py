@@ -45,8 +45,26 @@ __all__ = [
     "write_image_to",
 ]
 
+#: The file types scn reads, file and folder inputs alike (all decoded by Pillow; animated
+#: GIF/WebP/TIFF: the first frame, with a note).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".bmp",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".gif",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".tga",
+    }
 )
 
 # The process umask, so that atomically written files get normal permissions (mkstemp uses 0600).

@@ -231,7 +231,10 @@ class _Run:
             sources, out=req.out, suffix=suffix, fmt=fmt, overwrite=req.overwrite
         )
         for problem in [*problems, *refused]:
-            self.fail(problem.path, f"{problem.path}: {problem.reason}")
+            if problem.skipped:
+                self._skip(problem, None)
+            else:
+                self.fail(problem.path, f"{problem.path}: {problem.reason}")
         for problem in dropped:
             self._skip(problem, None)
         todo = []

@@ -183,7 +183,9 @@ def test_collect_sources(tmp_path: Path) -> None:
         _touch(tmp_path / "in" / name)
     _touch(tmp_path / "in" / ".git" / "e.png")
     sources, problems = collect_sources([tmp_path / "in"])
-    assert [s.relative.as_posix() for s in sources] == ["a.JPG", "b.png"] and not problems
+    assert [s.relative.as_posix() for s in sources] == ["a.JPG", "b.png"]
+    # a visible non-image is reported as skipped (not failed); hidden files are ignored
+    assert [(p.path.name, p.skipped) for p in problems] == [("notes.txt", True)]
     sources, _ = collect_sources([tmp_path / "in"], recursive=True)
     assert [s.relative.as_posix() for s in sources] == [
         "a.JPG",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scn_deploy.cli.app import app, err, fail, out, parse_hw
@@ -82,7 +83,7 @@ def bench_command(
     if as_json:
         print(json.dumps(doc))
         return
-    table = Table(title=f"{Path(result.model).name}: {result.engine} on {result.host}")
+    table = Table(title=escape(f"{Path(result.model).name}: {result.engine} on {result.host}"))
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
@@ -130,7 +131,7 @@ def _compare(request, *, as_json: bool, json_file: Path | None) -> None:
         print(json.dumps(doc))
         return
     table = Table(
-        title=f"{doc['model']}: tile {doc['tile']} x {doc['batch']} on {doc['host']}",
+        title=escape(f"{doc['model']}: tile {doc['tile']} x {doc['batch']} on {doc['host']}"),
         caption=f"ratio: to {doc['baseline']}; Set5 change: PSNR-Y vs {doc['baseline']}",
     )
     for column in ("engine", "precision", "MP/s", "ratio", "of fp32 peak", "Set5 PSNR-Y", "change"):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scn_deploy.cli.app import Task, app, err, fail, out
@@ -153,7 +154,7 @@ def eval_command(
     if result.colour:
         extra.append("colour JPEG")
     title = f"{result.task} {level}, {what}" + (f" ({', '.join(extra)})" if extra else "")
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("dataset", style="bold")
     table.add_column("images", justify="right")
     table.add_column("PSNR-Y", justify="right")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scn_deploy.cli.app import Task, app, fail, out
@@ -22,7 +23,7 @@ def info(
     preset: Annotated[
         str | None,
         typer.Option(
-            help="Describe an untrained network of this preset (tiny, small, base, paper)."
+            help="Describe an untrained network of this preset (tiny, fast, small, base, paper)."
         ),
     ] = None,
     task: Annotated[Task, typer.Option(help="Task of the preset network.")] = Task.sr,
@@ -73,7 +74,7 @@ def info(
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
         return
     spec = summary.spec
-    table = Table(title=f"{summary.source}: {spec.describe()}", show_header=False)
+    table = Table(title=escape(f"{summary.source}: {spec.describe()}"), show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     table.add_row("parameters", f"{summary.params:,}")

@@ -7,6 +7,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scn_deploy.cli.app import app, fail, out
@@ -100,9 +101,9 @@ def models(
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     if not rows:
-        out.print(f"no zoo models installed in {models_dir()} (use --model FILE)")
+        out.print(f"no zoo models installed in {models_dir()} (use --model FILE)", markup=False)
         return
-    table = Table(title=f"model zoo ({models_dir()})")
+    table = Table(title=escape(f"model zoo ({models_dir()})"))
     for column in ("name", "task", "setting", "channels", "preset", "benchmark PSNR-Y (dB)"):
         table.add_column(column)
     for row in rows:

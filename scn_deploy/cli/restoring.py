@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -308,7 +309,8 @@ def load_spec(
     if model is None and spec.channels == 1 and not quiet:
         err.print(
             f"note: using the gray model {path.stem} (no colour {task} model is installed): "
-            "colour images are restored channel by channel"
+            "colour images are restored channel by channel",
+            markup=False,
         )
     return path, spec
 
@@ -394,25 +396,25 @@ class RichReporter(Reporter):
         if self.overall is not None:
             self.progress.advance(self.overall)
         if not self.quiet:
-            self._print(f"[green]wrote[/] {job.output}  [dim]({seconds:.1f} s)[/]")
+            self._print(f"[green]wrote[/] {escape(str(job.output))}  [dim]({seconds:.1f} s)[/]")
 
     def skipped(self, path: Path, output: Path | None, reason: str) -> None:
         if not self.quiet:
             target = f" -> {output}" if output else ""
-            self._print(f"[yellow]skipped[/] {path}{target}: {reason}")
+            self._print(f"[yellow]skipped[/] {escape(f'{path}{target}: {reason}')}")
 
     def failed(self, path: Path, error: str) -> None:
         if self.overall is not None:
             self.progress.advance(self.overall)
-        self._print(f"[bold red]error:[/] {error}")
+        self._print(f"[bold red]error:[/] {escape(error)}")
 
     def note(self, path: Path, message: str) -> None:
         if not self.quiet:
-            self._print(f"[cyan]note[/] {path}: {message}")
+            self._print(f"[cyan]note[/] {escape(f'{path}: {message}')}")
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self._print(message)
+            self._print(escape(message))
 
 
 def execute(
@@ -497,5 +499,5 @@ def _report(summary: RunSummary, common: Common) -> None:
         parts.append(f"[bold red]failed {len(summary.failed)}[/]")
     engine = ""
     if summary.engine:
-        engine = f" with {summary.engine} ({summary.precision}) on {summary.device}"
+        engine = escape(f" with {summary.engine} ({summary.precision}) on {summary.device}")
     err.print(f"{', '.join(parts)} in {summary.seconds:.1f} s{engine}", highlight=False)

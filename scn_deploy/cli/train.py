@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from scn_deploy.cli.app import Task, app, err, fail
 from scn_deploy.errors import ScnError
@@ -49,7 +50,7 @@ def train(
     ] = None,
     gray: Annotated[bool, typer.Option(help="Train on grayscale (1 channel) images.")] = False,
     preset: Annotated[
-        str, typer.Option(help="Architecture preset: tiny, small, base, paper.")
+        str, typer.Option(help="Architecture preset: tiny, fast, small, base, paper.")
     ] = "small",
     arch_json: Annotated[
         str | None,
@@ -190,11 +191,12 @@ def train(
     if not trainer.is_main:  # other torchrun ranks train silently
         err.quiet = True
     for path, why in trainer.bank.skipped:
-        err.print(f"[yellow]warning:[/] skipped {path}: {why}")
+        err.print(f"[yellow]warning:[/] {escape(f'skipped {path}: {why}')}")
     err.print(
         f"training {trainer.spec.describe()} ({cfg.preset}, {cfg.num_scales} scales) on "
         f"{len(trainer.bank.hr)} images, validating on {len(trainer.val_set)}; "
-        f"step {trainer.step}/{cfg.steps}"
+        f"step {trainer.step}/{cfg.steps}",
+        markup=False,
     )
     columns = [
         TextColumn("[bold]train"),
@@ -231,7 +233,8 @@ def train(
         try:
             result = trainer.run(report)
         except KeyboardInterrupt:
-            err.print(f"interrupted at step {trainer.step}; resume with --resume --out {out}")
+            message = f"interrupted at step {trainer.step}; resume with --resume --out {out}"
+            err.print(message, markup=False)
             raise typer.Exit(130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
@@ -240,5 +243,6 @@ def train(
     err.print(
         f"done: {result.steps} steps, {result.seconds:.0f} s of training "
         f"({result.steps_per_s:.3f} steps/s); validation PSNR-Y {start} -> best {best} dB; "
-        f"model files in {result.out}"
+        f"model files in {result.out}",
+        markup=False,
     )
