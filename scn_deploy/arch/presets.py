@@ -16,10 +16,14 @@ class Preset:
     num_features: int
     width_multiplier: float
     note: str
+    boundary: str = "replicate"
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(2, 12, 2.0, "tests and smoke runs (< 50k parameters)"),
+    "fast": Preset(
+        4, 16, 4.0, "the fast tier: 1/8 of small's compute, zero boundary", boundary="zero"
+    ),
     "small": Preset(8, 32, 4.0, "the paper's setting for most experiments; the CPU default"),
     "base": Preset(16, 32, 4.0, "the reference code's default (WDSR x2 size: 1,190,100 params)"),
     "paper": Preset(64, 64, 4.0, "the paper's SR benchmark models (GPU only)"),
@@ -62,6 +66,7 @@ def preset_config(
         "num_blocks": p.num_blocks,
         "num_features": p.num_features,
         "width_multiplier": p.width_multiplier,
+        "boundary": p.boundary,
         "num_scales": num_scales,
         "scale_ratio": scale_ratio,
         "in_channels": channels,
