@@ -1,4 +1,5 @@
-# scn-deploy runtime image: ONNX Runtime + the ONNX zoo from export/, no PyTorch, no compilers.
+# scn-deploy runtime image: ONNX Runtime and OpenVINO + the ONNX zoo from export/, no PyTorch,
+# no compilers.
 #
 #   docker build -t scn-deploy .                                   # CPU, from the registries
 #   docker build --build-arg BASE=scn-base:local --network none .  # offline, from ./wheelhouse
@@ -8,14 +9,19 @@
 # When the build context holds wheelhouse/scn_deploy-*.whl (the project's wheel and its runtime
 # dependencies for the base image's Python), installation is offline (--no-index) from those
 # wheels only; otherwise pip installs from the package registry.
+# EXTRAS (default "openvino": the fastest CPU engine, bf16 on CPUs with AVX512-BF16 / AMX) are
+# the package extras installed; EXTRAS="" gives an ONNX Runtime-only image.
 # GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (CUDA and
 # TensorRT execution providers) and adds the TensorRT Python package; run it with
 # `docker run --gpus all ... --device cuda`. Offline GPU builds need those wheels in wheelhouse/.
-# A base without Python (the CUDA images) gets python3 + venv from its package manager.
+# A base without Python (the CUDA images) gets python3 (+ venv to build) from its package
+# manager. The install runs in a build stage, so the wheelhouse never reaches a layer of the
+# final image: only the virtual environment is copied over.
 ARG BASE=python:3.11.10-slim-bookworm
 
-FROM ${BASE}
+FROM ${BASE} AS build
 ARG GPU=0
+ARG EXTRAS=openvino
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -35,14 +41,24 @@ RUN set -eu; \
     else \
         find=""; src=/tmp/src; \
     fi; \
-    $pip install $find $src; \
+    if [ -n "$EXTRAS" ]; then src="$src[$EXTRAS]"; fi; \
+    $pip install $find "$src"; \
     if [ "$GPU" = 1 ]; then \
         $pip uninstall -y onnxruntime; \
         $pip install $find "onnxruntime-gpu>=1.18" "tensorrt-cu12>=10"; \
+    fi
+
+FROM ${BASE}
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    DEBIAN_FRONTEND=noninteractive
+RUN set -eu; \
+    if ! command -v python3 >/dev/null 2>&1; then \
+        apt-get update && apt-get install -y --no-install-recommends python3 && \
+        rm -rf /var/lib/apt/lists/*; \
     fi; \
-    rm -rf /tmp/wheelhouse /tmp/src; \
     (useradd --create-home --uid 10001 scn 2>/dev/null || \
      (echo 'scn:x:10001:10001::/home/scn:/bin/sh' >> /etc/passwd && mkdir -p /home/scn && chown 10001 /home/scn))
+COPY --from=build /opt/scn/venv /opt/scn/venv
 COPY models/ /opt/scn/models/
 COPY export/ /opt/scn/export/
 ENV PATH=/opt/scn/venv/bin:$PATH \

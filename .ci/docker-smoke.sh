@@ -46,7 +46,7 @@ fi
 
 say "building the wheelhouse (project + core runtime dependencies)"
 rm -rf wheelhouse/*.whl
-python3 -m pip wheel --quiet -w wheelhouse . 2>&1 | grep -v "^WARNING: Location" || true
+python3 -m pip wheel --quiet -w wheelhouse ".[openvino]" 2>&1 | grep -v "^WARNING: Location" || true
 ls wheelhouse/scn_deploy-*.whl >/dev/null
 
 say "docker build --network none"
@@ -75,6 +75,7 @@ assert len(lines) == 1, f"stdout must be one JSON line, got {lines!r}"
 summary = json.loads(lines[0])
 assert code == 1, f"exit code {code}, expected 1 (one corrupt input)"
 assert summary["processed"] == 1, summary
+assert summary["engine"] == "openvino", summary  # the image's fastest CPU engine
 assert [f["path"].endswith("corrupt.png") for f in summary["failed"]] == [True], summary
 outs = sorted(p.name for p in (work / "data" / "out").iterdir())
 assert outs == ["good_x2.png"], outs

@@ -254,7 +254,8 @@ def restore(
     scale: int = 2,
     level: float | None = None,
     engine: str = "auto",
-    device: str = "cpu",
+    device: str = "auto",
+    precision: str | None = None,
     num_scales: int | None = None,
     options: RestoreOptions | None = None,
 ) -> np.ndarray:
@@ -265,9 +266,15 @@ def restore(
         task: "sr", "denoise" or "deblock" (used to pick the zoo model).
         scale: SR factor when picking the zoo model.
         level: noise sigma (0-255) for denoising, JPEG quality for deblocking.
+        engine, device, precision: as for `scn_deploy.engines.load_engine` (auto: the
+            fastest installed engine, CUDA when usable, bf16 where measured harmless).
+        options: tiling and TTA (default: whole image; `RestoreOptions(tile="auto")` bounds
+            memory by the tile).
     """
     from scn_deploy.zoo import resolve_model
 
     path = resolve_model(model, task=task, scale=scale, gray=image.ndim == 2)
-    eng = load_engine(path, engine=engine, device=device, num_scales=num_scales)
+    eng = load_engine(
+        path, engine=engine, device=device, num_scales=num_scales, precision=precision
+    )
     return Restorer(eng, options).restore(image, level)

@@ -83,7 +83,9 @@ def test_upscale_folder_recursive_json(tmp_path: Path, models, photo) -> None:
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)  # exactly one JSON line on stdout
     assert res.stdout.count("\n") == 1
-    assert summary["processed"] == 2 and summary["skipped"] == 0 and summary["failed"] == []
+    assert summary["processed"] == 2 and summary["failed"] == []
+    # the text file is listed as skipped (not silently left out, not failed)
+    assert [Path(s["path"]).name for s in summary["skipped_files"]] == ["readme.txt"]
     assert summary["engine"] == "torch" and summary["model"] == str(models["sr"])
     assert summary["overlap"] and summary["seconds"] > 0
     assert _files(out) == ["a_x2.png", "sub/b_x2.png"]
@@ -96,7 +98,7 @@ def test_upscale_folder_recursive_json(tmp_path: Path, models, photo) -> None:
     res = _invoke("upscale", src, "-r", "-o", out, "--model", models["sr"], "--json")
     assert res.exit_code == 0
     again = json.loads(res.stdout)
-    assert again["processed"] == 0 and again["skipped"] == 2
+    assert again["processed"] == 0 and again["skipped"] == 3  # 2 outputs exist + readme.txt
     assert "output exists" in res.stderr
     res = _invoke("upscale", src, "-o", out, "--model", models["sr"], "--overwrite", "--json")
     assert json.loads(res.stdout)["processed"] == 1  # not recursive: only a.png

@@ -308,3 +308,30 @@ def test_bench_compare_lists_every_installed_engine(tmp_path: Path, monkeypatch)
     assert all(r["mp_per_s"] > 0 and r["set5_delta_db"] is None for r in doc["rows"])
     if registry.installed("openvino"):
         assert ("openvino", "fp32") in pairs
+
+
+@pytest.mark.parametrize("engine", ["onnx", "openvino", "auto"])
+def test_restoring_with_an_onnx_engine_never_imports_torch(tmp_path: Path, engine) -> None:
+    """The runtime that ships has no PyTorch: restoring through the ONNX exports must not
+    import it even where it is installed."""
+    import subprocess
+    import sys
+
+    if engine == "openvino" and not registry.installed("openvino"):
+        pytest.skip("OpenVINO is not installed")
+    code = (
+        "import sys\n"
+        "from scn_deploy.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n"
+        "    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    image = Path(__file__).resolve().parent.parent / "examples" / "astronaut.png"
+    args = ["upscale", str(image), "--scale", "2", "--engine", engine, "-o", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "--quiet"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "NO-TORCH"
+    assert (tmp_path / "astronaut_x2.png").is_file()

@@ -260,7 +260,7 @@ def test_tiny_models_for_every_task(colour_dir: Path, gray_dir: Path, tmp_path: 
         "--scale", "2", "--scales", "2", "--tta", "--json", str(tmp_path / "sr.json"),
     )  # fmt: skip
     assert code == 0, text
-    assert doc is not None and set(doc) == RUN_KEYS | {"scale", "model"}
+    assert doc is not None and set(doc) == RUN_KEYS | {"scale", "model", "engine", "precision"}
     assert doc["model"] == str(sr2) and doc["scales"] == 2 and doc["tta"] is True
     assert [r["dataset"] for r in doc["results"]] == ["Mini", "Gray"]
     assert doc["results"][1]["psnr_rgb"] is None and doc["results"][0]["psnr_rgb"] > 0

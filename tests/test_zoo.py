@@ -156,10 +156,14 @@ def test_colour_photo_through_the_gray_denoiser(
     from scn_deploy.cli import app
     from scn_deploy.imageio import read_image, write_image
 
-    zoo = tmp_path / "zoo"
+    zoo, exports = tmp_path / "zoo", tmp_path / "export"
     zoo.mkdir()
-    shutil.copy(next(e.path for e in ENTRIES if e.name == "denoise-gray"), zoo)
+    exports.mkdir()
+    model = next(e.path for e in ENTRIES if e.name == "denoise-gray")
+    shutil.copy(model, zoo)
+    shutil.copy(model.parent.parent / "export" / "denoise-gray-s3.onnx", exports)
     monkeypatch.setenv("SCN_MODELS", str(zoo))
+    monkeypatch.setenv("SCN_EXPORT", str(exports))  # runs without PyTorch: the shipped export
     tmp_path = tmp_path / "work"
     tmp_path.mkdir()
     clean = photo_rgb[100:164, 180:244]
