@@ -147,7 +147,7 @@ class Restorer:
             batch=opts.batch,
             memory_budget=opts.memory_budget,
             device=eng.device,
-            fp16=eng.precision in ("fp16", "bf16", "int8"),  # int8: measured below bf16
+            fp16=eng.half_activations,
         )
         if eng.max_tile is not None:
             sides = tile if isinstance(tile, tuple) else (tile, tile)

@@ -26,3 +26,21 @@ def test_shipped_example_image_is_readable() -> None:
     if not example.exists():
         pytest.skip("not running from a checkout")
     assert read_image(example).shape == (256, 256, 3)
+
+
+def test_readme_python_example_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    """The README's first ```python block runs from the repository root (here: a folder that
+    holds the same examples/) and writes what it says."""
+    import re
+
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("not running from a checkout")
+    block = re.search(r"```python\n(.*?)```", readme.read_text(), re.S)
+    assert block is not None
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    from scn_deploy.imageio import read_image
+
+    assert read_image(tmp_path / "astronaut_x2.png").shape == (512, 512, 3)

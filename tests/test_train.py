@@ -256,10 +256,18 @@ def test_train_step_minimises_the_chosen_loss(tmp_path: Path, images: Path, loss
 
 def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
     """Batch t depends only on (seed, t): DataLoader workers change nothing but speed."""
+    import signal
+
     a = Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1))
     a.run()
-    b = Trainer(_cfg(tmp_path / "b", images, steps=6, val_count=1, workers=2))
-    b.run()
+    previous = signal.getsignal(signal.SIGCHLD)
+    try:
+        b = Trainer(_cfg(tmp_path / "b", images, steps=6, val_count=1, workers=2))
+        b.run()
+    finally:
+        # DataLoader leaves its SIGCHLD handler installed for the rest of the process; with
+        # OpenVINO's thread pool running, a later child's exit then crashed this process
+        signal.signal(signal.SIGCHLD, previous)
     for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
         assert torch.allclose(x, y, atol=1e-6)
 
@@ -307,7 +315,11 @@ def test_torchrun_ddp_on_cpu(tmp_path: Path, images: Path) -> None:
         str(tmp_path / "ddp"),
     ]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    # its own session: signals that torchrun's agent sends to its process group (e.g. when a
+    # rank fails on a loaded machine) must not reach this test process
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env=env, start_new_session=True
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     _, spec = load_model(tmp_path / "ddp" / "last.safetensors")
     assert spec.training["steps"] == 4

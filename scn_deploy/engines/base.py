@@ -56,5 +56,10 @@ class Engine(ABC):
         if self.spec.conditioned and level is None:
             raise ConfigError("this model is conditioned: a level map is required")
 
+    @property
+    def half_activations(self) -> bool:
+        """Whether activations take 2 bytes (fp16 / bf16): the tiler's memory estimate."""
+        return self.precision in ("fp16", "bf16")
+
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision}, {self.num_scales} scales)"
