@@ -53,7 +53,7 @@ def bench_command(
     ] = None,
 ) -> None:
     """Measure output megapixels/s, ms per tile, peak memory and GFLOP/s vs the GEMM peak."""
-    from scn_deploy.bench import BenchRequest, run_bench
+    from scn_deploy.bench import BenchRequest, BenchResult, run_bench
 
     request = BenchRequest(
         model=model,
@@ -67,22 +67,14 @@ def bench_command(
         scales=scales,
     )
     if compare:
-        _compare(request, as_json=as_json, json_file=json_file)
-        return
-    try:
-        result = run_bench(request)
-    except ConfigError as exc:
-        raise fail(str(exc), 2) from None
-    except ScnError as exc:
-        raise fail(str(exc)) from None
-    doc = result.to_dict()
-    if json_file is not None:
-        from scn_deploy.atomic import atomic_write
+        from scn_deploy.bench import compare_engines
 
-        atomic_write(json_file, (json.dumps(doc, indent=2) + "\n").encode())
-    if as_json:
-        print(json.dumps(doc))
+        _print_comparison(_emit(compare_engines, request, as_json, json_file))
         return
+    doc = _emit(lambda r: run_bench(r).to_dict(), request, as_json, json_file)
+    if doc is None:
+        return
+    result = BenchResult(**doc)
     table = Table(title=escape(f"{Path(result.model).name}: {result.engine} on {result.host}"))
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -114,11 +106,11 @@ def bench_command(
     out.print(f"{result.mp_per_s:.3f} MP/s", highlight=False)
 
 
-def _compare(request, *, as_json: bool, json_file: Path | None) -> None:
-    from scn_deploy.bench import compare_engines
-
+def _emit(measure, request, as_json: bool, json_file: Path | None) -> dict | None:
+    """Run `measure(request)` -> JSON document; write it to `json_file`, print it with
+    `as_json` (then None: nothing more to show), else return it for a table."""
     try:
-        doc = compare_engines(request)
+        doc = measure(request)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
     except ScnError as exc:
@@ -129,6 +121,12 @@ def _compare(request, *, as_json: bool, json_file: Path | None) -> None:
         atomic_write(json_file, (json.dumps(doc, indent=2) + "\n").encode())
     if as_json:
         print(json.dumps(doc))
+        return None
+    return doc
+
+
+def _print_comparison(doc: dict | None) -> None:
+    if doc is None:
         return
     table = Table(
         title=escape(f"{doc['model']}: tile {doc['tile']} x {doc['batch']} on {doc['host']}"),
