@@ -2,7 +2,9 @@
 
 For every zoo model, evaluates one benchmark set at one level with OpenVINO in fp32 and bf16
 (and, where the model has an int8 export, int8 on OpenVINO and ONNX Runtime), and writes the
-PSNR-Y change from fp32 into `models/NAME.json` under "precision_checks". `--engine auto
+PSNR-Y change from fp32 into `models/NAME.json` under "precision_checks" and into a "Lower
+precision" section of its card (`--cards-only` rewrites that section from the JSON without
+evaluating; run it after benchmarks/zoo_card.py). `--engine auto
 --precision auto` runs bf16 only where that change is at most 0.02 dB
 (`scn_deploy.engines.registry.BF16_MAX_LOSS_DB`).
 
@@ -88,10 +90,55 @@ def check(name: str, root: Path) -> list[dict[str, object]]:
     return checks
 
 
+SECTION = "## Lower precision"
+
+
+def card_section(checks: list[dict[str, object]]) -> str:
+    """The model card's section on what bf16 / int8 cost, from its precision checks."""
+    lines = [
+        SECTION,
+        "",
+        "PSNR-Y change from fp32 (OpenVINO fp32), measured by `python "
+        "benchmarks/precision_checks.py`; `--precision auto` runs bf16 where the CPU has it "
+        "natively and this change is at most 0.02 dB.",
+        "",
+        "| engine | precision | dataset | PSNR-Y | change | command |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for c in checks:
+        lines.append(
+            f"| {c['engine']} | {c['precision']} | {c['dataset']} | {c['psnr_y']:.3f} | "
+            f"{c['psnr_delta_db']:+.4f} | `{c['command']}` |"
+        )
+    lines.append(f"\nCPU: {checks[0]['cpu']}." if checks else "")
+    return "\n".join(lines) + "\n"
+
+
+def write_card_section(name: str, checks: list[dict[str, object]]) -> None:
+    """Replace (or append) the lower-precision section of models/NAME.md."""
+    path = zoo_path(name).with_suffix(".md")
+    text = path.read_text()
+    if SECTION in text:
+        head, _, rest = text.partition(SECTION)
+        tail = rest.split("\n## ", 1)
+        text = head + card_section(checks) + ("\n## " + tail[1] if len(tail) > 1 else "")
+    else:
+        text = text.rstrip() + "\n\n" + card_section(checks)
+    path.write_text(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="zoo model names (default: all)")
+    parser.add_argument(
+        "--cards-only", action="store_true", help="rewrite the cards' section from the JSON"
+    )
     args = parser.parse_args()
+    if args.cards_only:
+        for name in args.names or available_names():
+            card = json.loads(zoo_path(name).with_suffix(".json").read_text())
+            write_card_section(name, card.get("precision_checks", []))
+        return 0
     root = data_root()
     if root is None:
         print("no benchmark data (set SCN_DATA)", file=sys.stderr)
@@ -104,6 +151,7 @@ def main() -> int:
         card = json.loads(card_path.read_text())
         card["precision_checks"] = check(name, root)
         card_path.write_text(json.dumps(card, indent=2) + "\n")
+        write_card_section(name, card["precision_checks"])
     return 0
 
 
