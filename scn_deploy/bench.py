@@ -12,7 +12,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -302,16 +302,7 @@ def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, An
     device = resolve_device(request.device)
     rows: list[dict[str, Any]] = []
     for engine, precision in _candidates(request.model, device):
-        single = BenchRequest(
-            model=request.model,
-            engine=engine,
-            device=device,
-            precision=precision,
-            tile=request.tile,
-            batch=request.batch,
-            repeat=request.repeat,
-            scales=request.scales,
-        )
+        single = replace(request, engine=engine, device=device, precision=precision, size=None)
         result = run_bench(single)
         rows.append(
             {

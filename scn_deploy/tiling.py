@@ -33,7 +33,6 @@ it, `run_tiled` is the NCHW convenience. Nothing here imports torch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -393,8 +392,10 @@ def _measure_fp32(engine: Engine) -> ReceptiveField:
 def _rf_store_key(engine: Engine) -> str | None:
     """What a measured receptive field depends on: the weights file, the scales, the
     threshold (not the engine or the precision: it is measured in fp32)."""
+    from scn_deploy.exporting.cache import file_sha256
+
     try:
-        digest = hashlib.sha256(Path(engine.source).read_bytes()).hexdigest()
+        digest = file_sha256(engine.source)
     except OSError:
         return None
     if engine.precision == "int8":  # the quantized file: its fp32 twin is another file

@@ -69,7 +69,7 @@ class OpenvinoEngine(Engine):
         import openvino as ov
 
         from scn_deploy.cpu import cpu_description, native_bf16
-        from scn_deploy.exporting.cache import cache_dir
+        from scn_deploy.exporting.cache import cache_dir, file_sha256
         from scn_deploy.exporting.metadata import parse_metadata
 
         path = Path(path)
@@ -104,7 +104,7 @@ class OpenvinoEngine(Engine):
         self._core = core
         self._model = model
         self._config = _config(precision)
-        self._digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._digest = file_sha256(path)
         self._version = ov.__version__
         self._cpu = cpu_description()
         self._cache = cache_dir() / "openvino"
@@ -159,14 +159,6 @@ class OpenvinoEngine(Engine):
         request = compiled.create_infer_request()
         self._requests[shape] = (compiled, request)
         return request
-
-    def __del__(self) -> None:
-        # requests before their compiled models, both before the core that made them
-        requests = getattr(self, "_requests", None)
-        if requests is not None:
-            while requests:
-                _compiled, _request = requests.popitem()[1]
-                del _request, _compiled
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

@@ -8,6 +8,7 @@ includes the model file's hash, so a changed model file never reuses a stale exp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -36,8 +37,20 @@ def onnx_name(model_path: Path, num_scales: int, precision: str = "fp32") -> str
     return f"{model_path.stem}-s{num_scales}{suffix}.onnx"
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, hashed once per version of it (path, size, mtime) in a process:
+    engine choice, export lookup, compiled-model and receptive-field keys all ask for it."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _cached_path(model_path: Path, num_scales: int, precision: str) -> Path:
-    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    digest = file_sha256(model_path)[:12]
     name = onnx_name(Path(f"{model_path.stem}-{digest}"), num_scales, precision)
     return cache_dir() / "export" / name
 
