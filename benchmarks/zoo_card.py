@@ -6,7 +6,12 @@ from `scn eval --json` files measured for it; the CPU speed is measured here.
 Usage:
     python benchmarks/zoo_card.py NAME --eval RESULT.json [--eval ...] [--note TEXT]
         [--command "the scn eval command lines"] [--time-size 256] [--keep-speed]
-        [--dataset NAME ...]
+        [--dataset NAME ...] [--bench BENCH.json]
+    python benchmarks/zoo_card.py NAME --bench BENCH.json --costs-only
+
+--bench records a `scn bench --json-file` result (output MP/s, engine, precision, CPU) as the
+model's measured speed, which `scn models` shows; --costs-only updates just the results file's
+cost fields (GFLOP per output MP, measured speed) and leaves the card and evaluations alone.
 """
 
 from __future__ import annotations
@@ -61,6 +66,22 @@ def kept_speed(path: Path, summary) -> tuple[float, str] | None:
     return float(old["cpu_seconds_per_output_mp"]), str(old.get("cpu", "x86_64"))
 
 
+def cost_fields(summary, bench_path: str | None) -> dict:
+    """GFLOP per output MP (counted) and, from a `scn bench` result, the measured speed."""
+    fields: dict = {"gflop_per_output_mp": round(summary.flops_per_mp / 1e9, 1)}
+    if bench_path:
+        bench = json.loads(Path(bench_path).read_text())
+        fields["speed"] = {
+            "mp_per_s": round(bench["mp_per_s"], 3),
+            "engine": bench["engine"],
+            "precision": bench["precision"],
+            "tile": bench["tile"],
+            "host": bench["host"],
+            "source": os.path.relpath(bench_path),
+        }
+    return fields
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
@@ -80,10 +101,23 @@ def main() -> int:
         help="reuse the CPU s/MP of the existing card (same architecture: more training only); "
         "for when the CPU is busy and a timing now would be wrong",
     )
+    parser.add_argument("--bench", help="a `scn bench --json-file` result for this model")
+    parser.add_argument(
+        "--costs-only",
+        action="store_true",
+        help="only add GFLOP/MP and --bench's speed to the existing results file",
+    )
     args = parser.parse_args()
 
     path = zoo_path(args.name)
     summary = summarize_file(path)
+    costs = cost_fields(summary, args.bench)
+    if args.costs_only:
+        results_path = path.with_suffix(".json")
+        results = {**json.loads(results_path.read_text()), **costs}
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"updated {results_path}")
+        return 0
     spec = summary.spec
     runs = load_runs(args.eval)
     if args.dataset:
@@ -103,6 +137,7 @@ def main() -> int:
         "params": summary.params,
         "cpu_seconds_per_output_mp": round(speed, 3),
         "cpu": cpu,
+        **costs,
         "evaluations": runs,
     }
     path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

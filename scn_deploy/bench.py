@@ -13,13 +13,14 @@ import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scn_deploy.cpu import cpu_description
 from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import load_engine, torch_available
+from scn_deploy.engines.registry import load_engine, resolve_device, torch_available
 from scn_deploy.errors import ConfigError
 
 
@@ -182,7 +183,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
 
         threads = torch.get_num_threads()
     return BenchResult(
-        model=str(path),
+        model=_shown(path),
         engine=engine.name,
         device=engine.device,
         host=host_description(engine.device),
@@ -293,12 +294,45 @@ def _set5_psnr(model: str, engine: str, device: str, precision: str) -> float | 
     return evaluate(request).results[0].psnr_y
 
 
+def _shown(path: Path) -> str:
+    """A model path as results files record it: relative to the working directory when
+    inside it (results stay valid in any checkout), else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def bench_versus(request: BenchRequest, other: str) -> dict[str, Any]:
+    """Bench `request.model` and then `other` the same way in one run: each one's tile
+    figures and the speed ratio (first / other)."""
+    rows = []
+    for model in (request.model, other):
+        result = run_bench(replace(request, model=model))
+        rows.append(
+            {
+                "model": result.model,
+                "engine": result.engine,
+                "precision": result.precision,
+                "mp_per_s": result.mp_per_s,
+                "ms_per_tile": result.ms_per_tile,
+                "gflop_per_output_mp": result.gflop_per_output_mp,
+                "image_mp_per_s": result.image["mp_per_s"] if result.image else None,
+            }
+        )
+    return {
+        "host": host_description(resolve_device(request.device)),
+        "tile": request.tile,
+        "batch": request.batch,
+        "rows": rows,
+        "speedup": rows[0]["mp_per_s"] / rows[1]["mp_per_s"],
+    }
+
+
 def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, Any]:
     """Bench every installed engine x precision on the same tiles in one run: MP/s, ratio to
     ONNX Runtime fp32 (or the first row), fraction of the fp32 GEMM peak and, for SR models
     with the benchmark data present, the Set5 PSNR-Y change from fp32."""
-    from scn_deploy.engines.registry import resolve_device
-
     device = resolve_device(request.device)
     rows: list[dict[str, Any]] = []
     for engine, precision in _candidates(request.model, device):

@@ -40,6 +40,7 @@ from scn_deploy.imageio import (
     write_image_to,
 )
 from scn_deploy.restore import RestoreOptions, Restorer
+from scn_deploy.zoo import tier_of
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
 
@@ -105,6 +106,7 @@ class RunSummary:
     """What happened; `to_json()` is the `--json` line."""
 
     model: str
+    tier: str = "standard"  # the model's tier: "fast" (the fast preset) or "standard"
     gray_model: str | None = None  # the gray companion, when it served any file
     engine: str = ""
     device: str = ""
@@ -129,6 +131,8 @@ class RunSummary:
             "device": self.device,
             "precision": self.precision,
             "model": self.model,
+            "model_name": Path(self.model).stem,
+            "tier": self.tier,
             "gray_model": self.gray_model,
             "dry_run": self.dry_run,
             "overlap": self.overlap,
@@ -186,7 +190,9 @@ class _Run:
         self.request = request
         self.spec = spec
         self.reporter = reporter
-        self.summary = RunSummary(model=str(request.model), dry_run=request.dry_run)
+        self.summary = RunSummary(
+            model=str(request.model), tier=tier_of(spec), dry_run=request.dry_run
+        )
         self.lock = threading.Lock()
         self.abort = threading.Event()
         self._gray_restorer: Restorer | None = None

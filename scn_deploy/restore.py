@@ -258,6 +258,7 @@ def restore(
     precision: str | None = None,
     num_scales: int | None = None,
     options: RestoreOptions | None = None,
+    fast: bool = False,
 ) -> np.ndarray:
     """One-call restoration: load a model (by file or from the zoo) and restore `image`.
 
@@ -270,10 +271,11 @@ def restore(
             fastest installed engine, CUDA when usable, bf16 where measured harmless).
         options: tiling and TTA (default: whole image; `RestoreOptions(tile="auto")` bounds
             memory by the tile).
+        fast: use the fast tier's zoo model for the scale (sr-x2-fast ...; not with model).
     """
     from scn_deploy.zoo import resolve_model
 
-    path = resolve_model(model, task=task, scale=scale, gray=image.ndim == 2)
+    path = resolve_model(model, task=task, scale=scale, gray=image.ndim == 2, fast=fast)
     eng = load_engine(
         path, engine=engine, device=device, num_scales=num_scales, precision=precision
     )

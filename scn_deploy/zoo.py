@@ -27,7 +27,10 @@ DEFAULT_NAMES: dict[tuple[str, int, bool], str] = {
     ("deblock", 1, False): "deblock",
     ("deblock", 1, True): "deblock-gray",
 }
-ZOO_NAMES = tuple(dict.fromkeys(DEFAULT_NAMES.values()))
+# The fast tier (`--fast`): SR models at about 1/8 of the default models' compute.
+FAST_NAMES: dict[int, str] = {2: "sr-x2-fast", 3: "sr-x3-fast", 4: "sr-x4-fast"}
+_SR_NAMES = [name for (task, _, _), name in DEFAULT_NAMES.items() if task == "sr"]
+ZOO_NAMES = tuple(dict.fromkeys([*_SR_NAMES, *FAST_NAMES.values(), *DEFAULT_NAMES.values()]))
 
 
 @dataclass
@@ -42,10 +45,24 @@ def zoo_path(name: str) -> Path:
     return models_dir() / f"{name}.safetensors"
 
 
+def tier_of(spec: ModelSpec) -> str:
+    """'fast' for a model of the `fast` preset (the fast tier), else 'standard'."""
+    return "fast" if spec.preset == "fast" else "standard"
+
+
 def resolve_model(
-    model: str | os.PathLike[str] | None, *, task: str, scale: int = 1, gray: bool = False
+    model: str | os.PathLike[str] | None,
+    *,
+    task: str,
+    scale: int = 1,
+    gray: bool = False,
+    fast: bool = False,
 ) -> Path:
-    """A model file path from a path, a zoo name, or (None) the zoo default for the task."""
+    """A model file path from a path, a zoo name, or (None) the zoo default for the task.
+
+    ``fast`` picks the fast tier's model for the scale (super-resolution only)."""
+    if fast:
+        return _fast_model(model, task=task, scale=scale)
     if model is not None:
         path = Path(model)
         if path.suffix.lower() in (".safetensors", ".onnx") or path.exists():
@@ -71,6 +88,24 @@ def resolve_model(
         f"zoo model {candidates[0]!r} is not installed at {zoo_path(candidates[0])}; pass "
         f"--model FILE (available: {', '.join(available_names()) or 'none'})"
     )
+
+
+def _fast_model(model: str | os.PathLike[str] | None, *, task: str, scale: int) -> Path:
+    if model is not None:
+        raise ConfigError("--fast picks the zoo's fast model: leave out --model (or --fast)")
+    if task != "sr":
+        raise ConfigError("--fast is for super-resolution only (the fast tier is sr-xN-fast)")
+    name = FAST_NAMES.get(scale)
+    if name is None:
+        raise ConfigError(f"the fast tier has no x{scale} model (scales: 2, 3, 4)")
+    path = zoo_path(name)
+    if not path.exists():
+        installed = [n for n in FAST_NAMES.values() if zoo_path(n).exists()]
+        raise ConfigError(
+            f"the fast x{scale} model {name!r} is not installed at {path} (fast models "
+            f"installed: {', '.join(installed) or 'none'})"
+        )
+    return path
 
 
 def available_names() -> list[str]:

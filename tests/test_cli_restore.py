@@ -333,3 +333,84 @@ def test_outputs_of_one_run_are_readable_by_pillow(tmp_path: Path, models, photo
     assert res.exit_code == 0
     data = (tmp_path / "a_x2.tif").read_bytes()
     assert Image.open(io.BytesIO(data)).size == (160, 128)
+
+
+# -- the fast tier -----------------------------------------------------------------------------
+
+
+def _fast_zoo(folder: Path, models) -> None:
+    """A zoo folder with a fast-preset x2 model (what --fast picks) beside a standard one."""
+    _model(folder, "sr-x2-fast", preset_spec("fast", task="sr", scale=2))
+    (folder / "sr-x2.safetensors").write_bytes(models["sr"].read_bytes())
+
+
+def test_upscale_fast_uses_the_fast_model_and_says_so(
+    tmp_path: Path, models, photo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = tmp_path / "zoo"
+    _fast_zoo(zoo, models)
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    src = _save(tmp_path / "in" / "a.png", photo)
+    res = _invoke("upscale", src, "--scale", "2", "--fast", "-o", tmp_path / "out", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["model_name"] == "sr-x2-fast" and doc["tier"] == "fast"
+    assert Image.open(tmp_path / "out" / "a_x2.png").size == (160, 128)
+    assert "with sr-x2-fast (fast tier)" in res.stderr
+    # without --fast the standard model serves the same scale
+    res = _invoke("upscale", src, "--scale", "2", "-o", tmp_path / "std", "--json")
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["model_name"] == "sr-x2" and doc["tier"] == "standard"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scale", "3", "--fast"], "fast x3 model 'sr-x3-fast' is not installed"),
+        (["--scale", "2", "--fast", "--model", "sr-x2"], "leave out --model"),
+    ],
+)
+def test_upscale_fast_usage_errors(
+    tmp_path: Path, models, photo, monkeypatch: pytest.MonkeyPatch, args, message
+) -> None:
+    zoo = tmp_path / "zoo"
+    _fast_zoo(zoo, models)
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    src = _save(tmp_path / "a.png", photo)
+    res = _invoke("upscale", src, *args, "-o", tmp_path / "out")
+    assert res.exit_code == 2 and message in " ".join(res.output.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_api_fast(tmp_path: Path, models, photo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.restore import restore
+
+    zoo = tmp_path / "zoo"
+    _fast_zoo(zoo, models)
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    fast = restore(photo, task="sr", scale=2, fast=True, engine="torch")
+    standard = restore(photo, task="sr", scale=2, engine="torch")
+    assert fast.shape == standard.shape == (128, 160, 3)
+    assert np.abs(fast - standard).max() > 0.01  # two different networks
+    with pytest.raises(ConfigError, match="super-resolution only"):
+        restore(photo, task="denoise", level=25, fast=True)
+
+
+def test_models_shows_tier_cost_and_speed(
+    tmp_path: Path, models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fast_zoo(tmp_path, models)
+    monkeypatch.setenv("SCN_MODELS", str(tmp_path))
+    speed = {"mp_per_s": 6.5, "engine": "openvino", "precision": "bf16", "host": "a CPU"}
+    (tmp_path / "sr-x2-fast.json").write_text(
+        json.dumps({"name": "sr-x2-fast", "gflop_per_output_mp": 50.2, "speed": speed})
+    )
+    rows = {r["name"]: r for r in json.loads(_invoke("models", "--json").stdout)}
+    assert rows["sr-x2-fast"]["tier"] == "fast" and rows["sr-x2"]["tier"] == "standard"
+    assert rows["sr-x2-fast"]["gflop_per_output_mp"] == 50.2
+    assert rows["sr-x2-fast"]["speed"]["mp_per_s"] == 6.5 and rows["sr-x2"]["speed"] is None
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    line = next(x for x in res.stdout.splitlines() if "sr-x2-fast" in x)
+    assert "fast" in line and "50" in line and "6.50 (openvino bf16)" in line
+    assert "a CPU" in " ".join(res.stdout.split())

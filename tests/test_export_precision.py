@@ -233,3 +233,41 @@ def test_bench_rejects_bad_options(sr_model: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["bench", "--model", str(sr_model), "--size", "big"])
     assert res.exit_code == 2
+
+
+def test_bench_vs_reports_both_models_and_their_ratio(tmp_path: Path, sr_model: Path) -> None:
+    """`scn bench --model A --vs B` times both the same way in one run."""
+    import shutil
+
+    other = shutil.copy(sr_model, tmp_path / "other.safetensors")
+    out = tmp_path / "vs.json"
+    res = runner.invoke(
+        app,
+        [
+            "bench",
+            "--model",
+            str(sr_model),
+            "--vs",
+            str(other),
+            "--engine",
+            "torch",
+            "--tile",
+            "32",
+            "--repeat",
+            "1",
+            "--json-file",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    first, second = doc["rows"]
+    assert (
+        Path(first["model"]).name == sr_model.name
+        and Path(second["model"]).name == "other.safetensors"
+    )
+    assert doc["speedup"] == pytest.approx(first["mp_per_s"] / second["mp_per_s"])
+    assert first["gflop_per_output_mp"] == pytest.approx(second["gflop_per_output_mp"])
+    assert "speedup" in res.stdout
+    res = runner.invoke(app, ["bench", "--model", str(sr_model), "--vs", str(other), "--compare"])
+    assert res.exit_code == 2

@@ -45,6 +45,14 @@ def bench_command(
             "when the benchmark data is present).",
         ),
     ] = False,
+    versus: Annotated[
+        str | None,
+        typer.Option(
+            "--vs",
+            help="Also bench this model (zoo name or file) the same way in the same run and "
+            "report the speed ratio, e.g. --model sr-x2-fast --vs sr-x2.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
@@ -66,6 +74,13 @@ def bench_command(
         repeat=repeat,
         scales=scales,
     )
+    if compare and versus:
+        raise fail("--compare and --vs are separate reports: give one", 2)
+    if versus:
+        from scn_deploy.bench import bench_versus
+
+        _print_versus(_emit(lambda r: bench_versus(r, versus), request, as_json, json_file))
+        return
     if compare:
         from scn_deploy.bench import compare_engines
 
@@ -148,3 +163,30 @@ def _print_comparison(doc: dict | None) -> None:
             f"{delta:+.3f}" if delta is not None else "-",
         )
     out.print(table)
+
+
+def _print_versus(doc: dict | None) -> None:
+    if doc is None:
+        return
+    first, other = doc["rows"]
+    table = Table(
+        title=escape(f"tile {doc['tile']} x {doc['batch']} on {doc['host']}"),
+        caption=escape(
+            f"{Path(first['model']).stem} runs {doc['speedup']:.2f}x "
+            f"{Path(other['model']).stem}'s speed"
+        ),
+    )
+    for column in ("model", "engine", "precision", "GFLOP / output MP", "MP/s", "ms per tile"):
+        table.add_column(column, justify="left" if column in ("model", "engine") else "right")
+    for row in doc["rows"]:
+        gflop = row["gflop_per_output_mp"]
+        table.add_row(
+            escape(Path(row["model"]).stem),
+            row["engine"],
+            row["precision"],
+            f"{gflop:.1f}" if gflop is not None else "-",
+            f"{row['mp_per_s']:.3f}",
+            f"{row['ms_per_tile']:.1f}",
+        )
+    out.print(table)
+    out.print(f"speedup {doc['speedup']:.2f}x", highlight=False)

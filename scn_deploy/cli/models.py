@@ -77,9 +77,10 @@ def models(
         bool, typer.Option("--json", help="Print one JSON list of the zoo's models.")
     ] = False,
 ) -> None:
-    """List the installed zoo models: task, scale / sigma / quality and benchmark PSNR."""
+    """List the installed zoo models: task, scale / sigma / quality, tier (fast or standard),
+    cost (GFLOP per output MP), measured speed and benchmark PSNR."""
     from scn_deploy.paths import models_dir
-    from scn_deploy.zoo import list_zoo
+    from scn_deploy.zoo import list_zoo, tier_of
 
     try:
         entries = list_zoo()
@@ -92,6 +93,9 @@ def models(
             "setting": _setting(e.spec),
             "channels": e.spec.channels,
             "preset": e.spec.preset,
+            "tier": tier_of(e.spec),
+            "gflop_per_output_mp": e.results.get("gflop_per_output_mp"),
+            "speed": e.results.get("speed"),
             "path": str(e.path),
             "psnr": _benchmarks(e.results),
         }
@@ -103,12 +107,29 @@ def models(
     if not rows:
         out.print(f"no zoo models installed in {models_dir()} (use --model FILE)", markup=False)
         return
-    table = Table(title=escape(f"model zoo ({models_dir()})"))
-    for column in ("name", "task", "setting", "channels", "preset", "benchmark PSNR-Y (dB)"):
-        table.add_column(column)
+    hosts = sorted({row["speed"]["host"] for row in rows if row["speed"]})
+    table = Table(
+        title=escape(f"model zoo ({models_dir()})"),
+        caption=escape(
+            "GFLOP: convolution GFLOP per output megapixel. MP/s: output megapixels per second "
+            f"measured by `scn bench` (256x256 tiles) on {', '.join(hosts) or 'no recorded CPU'}"
+            "; `scn bench --model NAME` measures it here."
+        ),
+    )
+    columns = ("name", "task", "setting", "tier", "GFLOP", "MP/s", "benchmark PSNR-Y (dB)")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("GFLOP", "MP/s") else "left")
     for row in rows:
         psnr = ", ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()) or "-"
+        gflop = row["gflop_per_output_mp"]
+        speed = row["speed"]
         table.add_row(
-            row["name"], row["task"], row["setting"], str(row["channels"]), str(row["preset"]), psnr
+            row["name"],
+            row["task"],
+            row["setting"] + (" (gray)" if row["channels"] == 1 else ""),
+            row["tier"] if row["tier"] == row["preset"] else f"{row['tier']} ({row['preset']})",
+            f"{gflop:.0f}" if gflop is not None else "-",
+            f"{speed['mp_per_s']:.2f} ({speed['engine']} {speed['precision']})" if speed else "-",
+            escape(psnr),
         )
     out.print(table)

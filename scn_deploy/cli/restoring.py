@@ -285,14 +285,15 @@ def precision_of(precision: Precision, fp16: bool) -> str | None:
 
 
 def load_spec(
-    model: str | None, task: str, scale: int, *, quiet: bool = False
+    model: str | None, task: str, scale: int, *, quiet: bool = False, fast: bool = False
 ) -> tuple[Path, ModelSpec]:
-    """Resolve --model (or the zoo default) and read what the model is; exit on errors."""
+    """Resolve --model (or the zoo default, or with ``fast`` the fast tier's model) and read
+    what the model is; exit on errors."""
     from scn_deploy.modelfile import read_spec
     from scn_deploy.zoo import resolve_model
 
     try:
-        path = resolve_model(model, task=task, scale=scale)
+        path = resolve_model(model, task=task, scale=scale, fast=fast)
         if path.suffix.lower() == ".onnx":
             from scn_deploy.engines.registry import load_engine
 
@@ -499,5 +500,9 @@ def _report(summary: RunSummary, common: Common) -> None:
         parts.append(f"[bold red]failed {len(summary.failed)}[/]")
     engine = ""
     if summary.engine:
-        engine = escape(f" with {summary.engine} ({summary.precision}) on {summary.device}")
+        tier = " (fast tier)" if summary.tier == "fast" else ""
+        engine = escape(
+            f" with {Path(summary.model).stem}{tier} on {summary.engine} ({summary.precision}, "
+            f"{summary.device})"
+        )
     err.print(f"{', '.join(parts)} in {summary.seconds:.1f} s{engine}", highlight=False)

@@ -61,6 +61,15 @@ def upscale(
             "the model's output, e.g. 3.5 with an x4 model.",
         ),
     ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Use the fast tier's model for the scale (sr-x2-fast, sr-x3-fast, sr-x4-fast: "
+            "about 1/8 of the default models' compute, a few tenths of a dB lower; see "
+            "`scn models`). Not with --model.",
+        ),
+    ] = False,
     out: Out = None,
     model: Model = None,
     tile: Tile = "auto",
@@ -90,7 +99,7 @@ def upscale(
     """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
     if scale is not None and scale not in (2, 3, 4):
         raise fail(f"--scale must be 2, 3 or 4, got {scale}", 2)
-    path, spec = load_spec(model, "sr", scale or 4, quiet=quiet)
+    path, spec = load_spec(model, "sr", scale or 4, quiet=quiet, fast=fast)
     if scale is not None and spec.scale != scale:
         raise fail(
             f"{path} upscales x{spec.scale}, not x{scale} (drop --scale or pick another model)", 2
