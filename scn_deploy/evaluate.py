@@ -120,6 +120,11 @@ class EvalRequest:
         tta: x8 geometric self-ensemble (the paper's "+" results).
         colour: deblock only: the colour JPEG protocol (encode the RGB image, restore in
             colour, score Y and RGB) instead of the Y-channel one.
+        jpeg: sr only: the compressed-input protocol: the bicubic LR image is JPEG-coded in
+            colour (OpenCV's libjpeg, 4:2:0 chroma) at this quality before it is upscaled.
+        deblock: sr with ``jpeg``: what `scn upscale --deblock` does with the JPEG LR before
+            a model upscales it: "auto" (the zoo's deblocking model at the JPEG's quality,
+            which OpenCV's IJG tables give exactly), "off" or a quality "Q".
         inputs: optional folder of given degraded inputs, matched to the references by file
             stem (``inputs/<dataset>/<stem>.*`` if that subfolder exists, else
             ``inputs/<stem>.*``); replaces the synthetic degradation.
@@ -140,6 +145,8 @@ class EvalRequest:
     scales: int | None = None
     tta: bool = False
     colour: bool = False
+    jpeg: int | None = None
+    deblock: str = "auto"
     inputs: str | os.PathLike[str] | None = None
     save_images: str | os.PathLike[str] | None = None
     seed: int = 0
@@ -189,6 +196,19 @@ class EvalRequest:
             raise RequestError(f"--scales must be >= 1, got {self.scales}")
         if self.colour and self.task != "deblock":
             raise RequestError("--colour applies to --task deblock (the colour JPEG protocol)")
+        if self.jpeg is not None:
+            if self.task != "sr":
+                raise RequestError("--jpeg applies to --task sr (JPEG-coded LR inputs)")
+            if not (isinstance(self.jpeg, int) and 1 <= self.jpeg <= 100):
+                raise RequestError(f"--jpeg must be a quality in 1..100, got {self.jpeg}")
+            if self.inputs is not None:
+                raise RequestError("--jpeg codes the synthetic LR images: not with --inputs")
+        from scn_deploy.jpeg_input import DeblockSetting
+
+        try:
+            DeblockSetting.parse(self.deblock)
+        except ConfigError as exc:
+            raise RequestError(str(exc)) from None
 
 
 @dataclass
@@ -252,15 +272,18 @@ class EvalResult:
     colour: bool = False
     engine: str | None = None
     precision: str | None = None
+    jpeg: int | None = None
+    deblock: str | None = None  # with jpeg and a model: what was done to the JPEG LR
 
     def to_dict(self) -> dict[str, Any]:
         """The ``scn eval --json`` document::
 
         {"task", "scale" | "sigma" | "quality", "model" | "method", "scales", "tta",
-         ["colour": true,] ["engine", "precision" (models only),]
+         ["colour": true,] ["jpeg": Q, ["deblock": ...]] ["engine", "precision" (models only),]
          "results": [{"dataset", "images", "psnr_y", "ssim_y", "psnr_rgb", "seconds"}, ...]}
 
-        ``colour`` is present (true) only for the colour JPEG protocol.
+        ``colour`` is present (true) only for the colour JPEG protocol; ``jpeg`` only for SR
+        with JPEG-coded LR inputs (``deblock`` then says what a model run did first).
         """
         doc: dict[str, Any] = {"task": self.task, LEVEL_KEYS[self.task]: _json_number(self.level)}
         if self.model is not None:
@@ -271,6 +294,10 @@ class EvalResult:
         doc["tta"] = self.tta
         if self.colour:
             doc["colour"] = True
+        if self.jpeg is not None:
+            doc["jpeg"] = self.jpeg
+            if self.deblock is not None:
+                doc["deblock"] = self.deblock
         if self.engine is not None:
             doc["engine"], doc["precision"] = self.engine, self.precision
         doc["results"] = [r.to_dict() for r in self.results]
@@ -530,7 +557,12 @@ def _given_input(
 
 
 def _evaluate_image(
-    f: Path, index: int, given: Path | None, request: EvalRequest, restorer: Any
+    f: Path,
+    index: int,
+    given: Path | None,
+    request: EvalRequest,
+    restorer: Any,
+    deblocker: Any = None,
 ) -> tuple[ImageScore, np.ndarray]:
     """Degrade (or read the given input), restore and score one reference image."""
     task, level = request.task, request.level
@@ -543,7 +575,18 @@ def _evaluate_image(
             lr = _given_input(given, task, hr, scale)
         else:
             hr, lr = sr_pair(img, scale)
-        out = imresize(lr, float(scale)) if restorer is None else _restore_uint8(restorer, lr, None)
+        source: np.ndarray = lr
+        if request.jpeg is not None:
+            lr = jpeg_compress(lr, request.jpeg)
+            source = lr
+            quality = _deblock_quality(request)
+            if restorer is not None and deblocker is not None and quality is not None:
+                source = deblocker(lr, quality)
+        out = (
+            imresize(lr, float(scale))
+            if restorer is None
+            else _restore_uint8(restorer, source, None)
+        )
         score = score_uint8(f.name, out, hr, crop=scale)
     elif task == "denoise":
         if given:
@@ -575,12 +618,43 @@ def _evaluate_image(
     return score, out
 
 
+def _deblock_quality(request: EvalRequest) -> int | None:
+    """The quality the chain deblocks a JPEG LR image at (None: not deblocked)."""
+    from scn_deploy.jpeg_input import DeblockSetting
+
+    setting = DeblockSetting.parse(request.deblock)
+    if setting.mode == "off" or request.jpeg is None:
+        return None
+    quality = setting.quality if setting.mode == "fixed" else request.jpeg
+    return quality if quality is not None and quality < 100 else None
+
+
+def _load_deblocker(request: EvalRequest) -> Any:
+    """The deblocking stage `scn upscale` runs before the model on these JPEG inputs."""
+    from scn_deploy.engines import load_engine
+    from scn_deploy.jpeg_input import PreDeblocker, zoo_deblockers
+    from scn_deploy.restore import RestoreOptions, Restorer
+
+    if request.model is None or _deblock_quality(request) is None:
+        return None
+    colour, gray = zoo_deblockers()
+
+    def load(path: Path) -> Any:
+        engine = load_engine(
+            path, engine=request.engine, device=request.device, precision=request.precision
+        )
+        return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
+
+    return PreDeblocker(load, colour=colour, gray=gray)
+
+
 def evaluate_files(
     files: Sequence[Path],
     request: EvalRequest,
     *,
     dataset: str,
     restorer: Any = None,
+    deblocker: Any = None,
     inputs: dict[str, Path] | None = None,
     save_dir: Path | None = None,
     progress: ProgressFn | None = None,
@@ -605,7 +679,7 @@ def evaluate_files(
                 raise DataError(f"{f}: no degraded input named {f.stem}.* in --inputs")
             given = inputs[f.stem]
         try:
-            score, out = _evaluate_image(f, i, given, request, restorer)
+            score, out = _evaluate_image(f, i, given, request, restorer, deblocker)
         except ValueError as exc:  # e.g. an image too small for the scale or the SSIM window
             raise DataError(f"{f}: {exc}") from exc
         scores.append(score)
@@ -646,6 +720,7 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
             raise DataError(f"{inputs_root}: --inputs folder not found")
         input_maps = [_input_map(inputs_root, name)[1] for name in names]
     restorer = _load_restorer(request) if request.model is not None else None
+    deblocker = _load_deblocker(request)
     save_root = Path(request.save_images) if request.save_images is not None else None
 
     results = []
@@ -656,6 +731,7 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
                 request,
                 dataset=name,
                 restorer=restorer,
+                deblocker=deblocker,
                 inputs=given,
                 save_dir=save_root / name if save_root is not None else None,
                 progress=progress,
@@ -674,4 +750,15 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         colour=request.colour,
         engine=restorer.engine.name if restorer is not None else None,
         precision=restorer.engine.precision if restorer is not None else None,
+        jpeg=request.jpeg,
+        deblock=_describe_deblock(request, deblocker) if restorer is not None else None,
     )
+
+
+def _describe_deblock(request: EvalRequest, deblocker: Any) -> str | None:
+    if request.jpeg is None:
+        return None
+    quality = _deblock_quality(request)
+    if deblocker is None or quality is None:
+        return "off"
+    return f"{request.deblock} (quality {quality})"

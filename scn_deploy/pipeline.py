@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -39,6 +39,7 @@ from scn_deploy.imageio import (
     probe_image,
     write_image_to,
 )
+from scn_deploy.jpeg_input import DeblockSetting, PreDeblocker, quality_to_apply, zoo_deblockers
 from scn_deploy.restore import RestoreOptions, Restorer
 from scn_deploy.zoo import tier_of
 
@@ -71,6 +72,9 @@ class RunRequest:
             model sees a gray image's noise or blocking identical in R, G and B, unlike in
             training); None: every image goes to `model`.
         max_pixels: refuse images whose header declares more pixels (None: no limit).
+        deblock: SR only: "auto" removes a JPEG input's compression (quality estimated from
+            its tables) with the zoo's deblocking model before upscaling; "off"; or a quality
+            "Q" applied to every input (see `scn_deploy.jpeg_input`).
         memory_budget: bytes per forward pass for tile="auto" (None: device default).
         engine, device, precision: as for `scn_deploy.engines.load_engine` (None: auto).
     """
@@ -98,6 +102,7 @@ class RunRequest:
     overwrite: bool = False
     dry_run: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    deblock: str = "auto"  # sr: JPEG inputs deblocked first: "auto", "off" or a quality "Q"
     cluster: Any = None  # a `scn_deploy.cluster.ClusterOptions`: run on Ray instead of here
 
 
@@ -117,6 +122,7 @@ class RunSummary:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # input, output, why
     failed: list[tuple[str, str]] = field(default_factory=list)  # path, error
     notes: list[tuple[str, str]] = field(default_factory=list)  # path, note
+    deblocked: list[tuple[str, int, str]] = field(default_factory=list)  # path, quality, source
     seconds: float = 0.0
     overlap: int | None = None
 
@@ -138,6 +144,7 @@ class RunSummary:
             "overlap": self.overlap,
             "skipped_files": [{"path": p, "output": o, "reason": r} for p, o, r in self.skipped],
             "notes": [{"path": p, "note": n} for p, n in self.notes],
+            "deblocked": [{"path": p, "quality": q, "source": s} for p, q, s in self.deblocked],
         }
 
 
@@ -171,6 +178,7 @@ class _Decoded:
     level: float | None = None
     error: str | None = None
     started: float = 0.0
+    deblock: int | None = None  # SR: the JPEG quality to remove first (None: none)
 
 
 @dataclass
@@ -197,6 +205,8 @@ class _Run:
         self.abort = threading.Event()
         self._gray_restorer: Restorer | None = None
         self._gray_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
+        self.deblock_setting = DeblockSetting.parse(request.deblock)
+        self._deblocker: PreDeblocker | None = None
 
     def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
         """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
@@ -266,9 +276,36 @@ class _Run:
             for message in picture.notes:
                 self.note(path, message)
             level = self.level_for(path, picture)
+            deblock = self.deblock_for(path, picture)
         except Exception as exc:  # reported per file; the run goes on
             return _Decoded(job, error=_error_text(path, exc), started=started)
-        return _Decoded(job, picture, level, started=started)
+        return _Decoded(job, picture, level, started=started, deblock=deblock)
+
+    def deblock_for(self, path: Path, picture: Picture) -> int | None:
+        """SR: the JPEG quality to remove before upscaling this file (None: none)."""
+        if self.spec.task != "sr" or self.deblock_setting.mode == "off":
+            return None
+        decision = quality_to_apply(self.deblock_setting, path, picture.format)
+        if decision.quality is not None and zoo_deblockers() == (None, None):
+            if self.deblock_setting.mode == "fixed":
+                raise ConfigError("--deblock Q needs the zoo's deblock or deblock-gray model")
+            self.note(path, "a JPEG, but no deblocking model is installed: upscaled as it is")
+            return None
+        if decision.quality is not None:
+            self.note(path, decision.describe())
+            with self.lock:
+                self.summary.deblocked.append((_url(path), decision.quality, decision.source))
+        return decision.quality
+
+    def deblocker(self) -> PreDeblocker:
+        with self._gray_lock:
+            if self._deblocker is None:
+                colour, gray = zoo_deblockers()
+                plain = replace(self.request, num_scales=None)
+                self._deblocker = PreDeblocker(
+                    lambda path: _restorer(plain, path), colour=colour, gray=gray
+                )
+            return self._deblocker
 
     def level_for(self, path: Path, picture: Picture) -> float | None:
         """The conditioning level for this file (estimating JPEG quality when needed)."""
@@ -307,9 +344,13 @@ class _Run:
         if len(plan) > 1:
             self.summary.overlap = plan.overlap
         self.reporter.file_started(item.job, width, height, plan.describe())
+        source = pic.pixels
+        if item.deblock is not None:
+            source = self.deblocker()(source, item.deblock)
         pixels = restorer.restore(
-            pic.pixels, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
+            source, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
         )
+        del source
         size = (width * scale, height * scale)
         if req.outscale is not None and req.outscale != scale:
             size = (max(1, round(width * req.outscale)), max(1, round(height * req.outscale)))

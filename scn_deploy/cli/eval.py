@@ -73,6 +73,22 @@ def eval_command(
             "restore in colour, report Y and RGB PSNR) instead of the Y-channel one.",
         ),
     ] = False,
+    jpeg: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=100,
+            help="sr: JPEG-code each bicubic LR image in colour (OpenCV, 4:2:0 chroma) at this "
+            "quality before upscaling (the compressed-input protocol).",
+        ),
+    ] = None,
+    deblock: Annotated[
+        str,
+        typer.Option(
+            help="sr with --jpeg, a model: as `scn upscale --deblock`: auto (the zoo's "
+            "deblocking model at the JPEG's quality first), off, or a quality Q.",
+        ),
+    ] = "auto",
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
     ] = None,
@@ -108,6 +124,8 @@ def eval_command(
         scales=scales,
         tta=tta,
         colour=colour,
+        jpeg=jpeg,
+        deblock=deblock,
         inputs=inputs,
         save_images=save_images,
         seed=seed,
@@ -153,6 +171,10 @@ def eval_command(
         extra.append("x8 TTA")
     if result.colour:
         extra.append("colour JPEG")
+    if result.jpeg is not None:
+        extra.append(f"JPEG q{result.jpeg} LR")
+    if result.deblock is not None:
+        extra.append(f"deblock {result.deblock}")
     title = f"{result.task} {level}, {what}" + (f" ({', '.join(extra)})" if extra else "")
     table = Table(title=escape(title))
     table.add_column("dataset", style="bold")

@@ -425,6 +425,7 @@ def execute(
     model_path: Path,
     level: float | None = None,
     outscale: float | None = None,
+    deblock: str = "auto",
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
     (usage), 130 (Ctrl-C)."""
@@ -458,6 +459,7 @@ def execute(
         overwrite=common.overwrite,
         dry_run=common.dry_run,
         max_pixels=common.max_pixels or None,
+        deblock=deblock,
         cluster=_cluster_options(common),
     )
     try:

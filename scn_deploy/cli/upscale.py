@@ -70,6 +70,15 @@ def upscale(
             "`scn models`). Not with --model.",
         ),
     ] = False,
+    deblock: Annotated[
+        str,
+        typer.Option(
+            help="JPEG inputs: auto (remove the compression of JPEG files first, with the "
+            "zoo's deblocking model at the quality estimated from the file's tables; lossless "
+            "inputs are unchanged), off (upscale as they are), or a quality 1-100 applied to "
+            "every input (e.g. a PNG that was once a JPEG). Reported per file and in --json.",
+        ),
+    ] = "auto",
     out: Out = None,
     model: Model = None,
     tile: Tile = "auto",
@@ -105,4 +114,11 @@ def upscale(
             f"{path} upscales x{spec.scale}, not x{scale} (drop --scale or pick another model)", 2
         )
     common = Common.pick(locals())
-    execute(common, task="sr", model_path=path, outscale=outscale)
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.jpeg_input import DeblockSetting
+
+    try:
+        setting = DeblockSetting.parse(deblock)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+    execute(common, task="sr", model_path=path, outscale=outscale, deblock=str(setting))
