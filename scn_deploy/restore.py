@@ -259,6 +259,7 @@ def restore(
     num_scales: int | None = None,
     options: RestoreOptions | None = None,
     fast: bool = False,
+    jpeg_quality: int | None = None,
 ) -> np.ndarray:
     """One-call restoration: load a model (by file or from the zoo) and restore `image`.
 
@@ -272,6 +273,10 @@ def restore(
         options: tiling and TTA (default: whole image; `RestoreOptions(tile="auto")` bounds
             memory by the tile).
         fast: use the fast tier's zoo model for the scale (sr-x2-fast ...; not with model).
+        jpeg_quality: sr: the image was a JPEG of this quality (e.g. from
+            `scn_deploy.jpeg_quality.estimate_jpeg_quality(path).quality`): its compression
+            is removed with the zoo's deblocking model before upscaling, as `scn upscale`
+            does for JPEG files. None: upscale the image as it is.
     """
     from scn_deploy.zoo import resolve_model
 
@@ -279,4 +284,17 @@ def restore(
     eng = load_engine(
         path, engine=engine, device=device, num_scales=num_scales, precision=precision
     )
+    if jpeg_quality is not None and task == "sr" and jpeg_quality < 100:
+        from scn_deploy.jpeg_input import PreDeblocker, zoo_deblockers
+
+        colour, gray = zoo_deblockers()
+
+        def load(deblock_model: os.PathLike[str]) -> Restorer:
+            deblock_engine = load_engine(
+                deblock_model, engine=engine, device=device, precision=precision
+            )
+            return Restorer(deblock_engine, options)
+
+        deblock = PreDeblocker(load, colour=colour, gray=gray)
+        image = deblock(image, int(jpeg_quality))
     return Restorer(eng, options).restore(image, level)

@@ -212,3 +212,24 @@ def test_eval_jpeg_protocol(
         request = EvalRequest(**{**base, "model": "sr-x2", **bad})
         with pytest.raises(RequestError):
             request.validate()
+
+
+def test_restore_api_removes_a_known_jpeg_quality_first(
+    tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scn_deploy.jpeg_quality import estimate_jpeg_quality
+    from scn_deploy.restore import restore, to_dtype
+
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    path = _write_jpeg(tmp_path / "a.jpg", photo, 30)
+    image = np.asarray(Image.open(path))
+    quality = estimate_jpeg_quality(path).quality
+    deblocked = restore(image, task="sr", scale=2, jpeg_quality=quality, engine="torch")
+    plain = restore(image, task="sr", scale=2, engine="torch")
+    assert deblocked.shape == plain.shape == (128, 160, 3)
+    assert not np.array_equal(to_dtype(deblocked, np.uint8), to_dtype(plain, np.uint8))
+    # the same as scn upscale on the file
+    code, text, _ = _upscale(path, "-o", tmp_path / "cli", "--engine", "torch", "--tile", "0")
+    assert code == 0, text
+    cli = _read(tmp_path / "cli" / "a_x2.png").astype(int)
+    assert np.abs(cli - to_dtype(deblocked, np.uint8).astype(int)).max() <= 1
