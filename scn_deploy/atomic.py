@@ -15,11 +15,22 @@ from typing import BinaryIO
 
 from scn_deploy.errors import ScnError
 
-# The process umask (mkstemp creates files 0600; outputs should get the usual permissions).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-#: The mode a newly created file gets under the process umask (e.g. 0644).
-FILE_MODE = 0o666 & ~_UMASK
+
+def file_mode() -> int:
+    """The mode a newly created file gets under the process umask now (e.g. 0644).
+
+    mkstemp creates files 0600; outputs get the usual permissions instead. Read from
+    /proc on Linux; elsewhere by setting and restoring the umask, at write time, not import."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -40,7 +51,7 @@ def atomic_target(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -67,8 +67,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     }
 )
 
-# The process umask, so that atomically written files get normal permissions (mkstemp uses 0600).
-
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file to HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA), uint8 or uint16.

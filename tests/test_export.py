@@ -48,9 +48,9 @@ def test_export_cli_parity_and_engine(tmp_path: Path, spec, scales: int) -> None
     )
     assert res.exit_code == 0, res.output
     assert "max abs error" in res.output
-    from scn_deploy.atomic import FILE_MODE
+    from scn_deploy.atomic import file_mode
 
-    assert out.stat().st_mode & 0o777 == FILE_MODE  # not mkstemp's 0600
+    assert out.stat().st_mode & 0o777 == file_mode()  # not mkstemp's 0600
     meta_spec, n, meta = read_onnx_metadata(out)
     assert n == scales and meta_spec.to_dict() == spec.to_dict()
     assert len(meta["scn_source_sha256"]) == 64

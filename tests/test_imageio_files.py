@@ -270,3 +270,16 @@ def test_atomic_write_leaves_nothing_on_failure(
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "deep" / "b.png", b"abc")
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
+
+
+def test_importing_the_package_leaves_the_umask_alone() -> None:
+    """Outputs get the process umask's mode, read at write time: importing changes nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; os.umask(0o027); import scn_deploy.atomic, scn_deploy.pipeline; "
+        "from scn_deploy.atomic import file_mode; m = os.umask(0o027); "
+        "assert m == 0o027, oct(m); assert file_mode() == 0o640, oct(file_mode())"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
