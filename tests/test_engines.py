@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -335,3 +336,68 @@ def test_restoring_with_an_onnx_engine_never_imports_torch(tmp_path: Path, engin
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "NO-TORCH"
     assert (tmp_path / "astronaut_x2.png").is_file()
+
+
+# -- ONNX Runtime on CUDA, with a fake onnxruntime (no GPU needed) ------------------------------
+
+
+class _FakeSession:
+    """Records what ONNX Runtime was asked for; `started` is what it managed to start."""
+
+    created: ClassVar[list[dict]] = []
+
+    def __init__(self, path, options, providers, started=None) -> None:
+        names = [p[0] if isinstance(p, tuple) else p for p in providers]
+        self.providers = providers
+        self._started = started if started is not None else names
+        _FakeSession.created.append({"path": path, "providers": providers})
+
+    def get_providers(self) -> list[str]:
+        return list(self._started)
+
+
+def _fake_ort(monkeypatch, available: list[str], started: list[str] | None = None):
+    import onnxruntime as ort
+
+    _FakeSession.created = []
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(available))
+    monkeypatch.setattr(
+        ort,
+        "InferenceSession",
+        lambda path, options=None, providers=None: _FakeSession(path, options, providers, started),
+    )
+
+
+@pytest.mark.parametrize(("device", "index"), [("cuda", 0), ("cuda:0", 0), ("cuda:3", 3)])
+def test_onnx_cuda_provider_gets_the_device_index(monkeypatch, device: str, index: int) -> None:
+    from scn_deploy.engines.onnx_engine import providers_for
+
+    _fake_ort(
+        monkeypatch, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    providers = providers_for(device)
+    assert providers[0] == ("CUDAExecutionProvider", {"device_id": index})
+    # ORT's own TensorRT provider is not used (rebuilds per tile shape with default options)
+    assert all("Tensorrt" not in (p[0] if isinstance(p, tuple) else p) for p in providers)
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+
+
+def test_onnx_cuda_without_a_cuda_provider_is_refused(monkeypatch) -> None:
+    from scn_deploy.engines.onnx_engine import providers_for
+
+    _fake_ort(monkeypatch, ["CPUExecutionProvider"])
+    with pytest.raises(ConfigError, match="no CUDA provider"):
+        providers_for("cuda:1")
+
+
+def test_onnx_cuda_session_that_fell_back_to_cpu_is_refused(monkeypatch) -> None:
+    """Missing CUDA / cuDNN libraries make ORT start on the CPU without an error: caught."""
+    from scn_deploy.engines.onnx_engine import OnnxEngine
+
+    onnx = zoo_path("sr-x2").parent.parent / "export" / "sr-x2-s3.onnx"
+    _fake_ort(
+        monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"]
+    )
+    with pytest.raises(ConfigError, match="could not start its CUDA provider on cuda:2"):
+        OnnxEngine(onnx, device="cuda:2")
+    assert _FakeSession.created[0]["providers"][0] == ("CUDAExecutionProvider", {"device_id": 2})

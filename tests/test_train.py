@@ -482,3 +482,43 @@ def test_snapshots_every_n_steps_feed_weight_averaging(tmp_path: Path, images: P
     assert spec.training["steps"] == 12 and len(spec.training["averaged_from"]) == 3
     with pytest.raises(ConfigError, match="snapshot_every"):
         TrainConfig(task="sr", data=["x"], snapshot_every=-1)
+
+
+def test_cuda_fp16_training_scales_the_loss(monkeypatch) -> None:
+    """fp16 training gets a GradScaler (on CUDA); fp32 / bf16 get a disabled one."""
+    from types import SimpleNamespace
+
+    from scn_deploy.train import loop
+
+    made = []
+
+    class Recording:
+        def __init__(self, device: str, enabled: bool) -> None:
+            made.append((device, enabled))
+
+    monkeypatch.setattr(loop.torch.amp, "GradScaler", Recording)
+    loop.grad_scaler(SimpleNamespace(device="cuda:1", precision="fp16"))
+    loop.grad_scaler(SimpleNamespace(device="cpu", precision="bf16"))
+    loop.grad_scaler(SimpleNamespace(device="cuda", precision="fp32"))
+    assert made == [("cuda", True), ("cpu", False), ("cuda", False)]
+
+
+def test_train_step_goes_through_the_scaler_and_resume_keeps_it(
+    tmp_path: Path, images: Path
+) -> None:
+    """An enabled scaler (CPU's, standing in for CUDA's) scales the loss, steps and updates;
+    its state is saved and restored with the run."""
+    import torch
+
+    trainer = Trainer(_cfg(tmp_path, images, steps=4, ckpt_every=2))
+    trainer.scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train_step(trainer.maker(0))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    )
+    assert trainer.scaler.get_scale() == 1024.0  # finite gradients: the scale stays
+    trainer.save()
+    assert torch.load(trainer.out / "state.pt", weights_only=False)["scaler"]["scale"] == 1024.0
+    resumed = Trainer(_cfg(tmp_path, images, steps=4, ckpt_every=2), resume=True)
+    assert not resumed.scaler.is_enabled()  # an fp32 run: the saved state is not forced on it

@@ -11,20 +11,39 @@ from scn_deploy.engines.base import Engine
 from scn_deploy.errors import ConfigError, ModelFileError
 
 
-def _providers(device: str) -> list[str]:
+def device_index(device: str) -> int:
+    """N of "cuda:N" (0 for "cuda")."""
+    _, _, index = device.partition(":")
+    return int(index) if index else 0
+
+
+def providers_for(device: str) -> list[str | tuple[str, dict[str, object]]]:
+    """ONNX Runtime providers for `device`: on CUDA, the CUDA provider on that device index.
+
+    ORT's TensorRT provider is left out on purpose: with default options it rebuilds an engine
+    for every new tile shape and runs fp32; `--engine tensorrt` is this package's TensorRT
+    path (profiles, fp16, an engine cache)."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    if device.startswith("cuda"):
-        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
-        chosen = [p for p in wanted if p in available]
-        if not chosen:
-            raise ConfigError(
-                f"--device {device}: ONNX Runtime has no CUDA provider here "
-                "(pip install 'scn-deploy[gpu]')"
-            )
-        return [*chosen, "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ConfigError(
+            f"--device {device}: ONNX Runtime has no CUDA provider here "
+            "(pip install 'scn-deploy[gpu]'; see docs/export.md for the GPU install)"
+        )
+    options = {"device_id": device_index(device)}
+    return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+
+
+def check_providers(session: object, device: str, path: Path) -> None:
+    """ORT falls back to the CPU silently when CUDA or cuDNN libraries are missing: refuse
+    to report a CUDA run that would not be one."""
+    if device.startswith("cuda") and "CUDAExecutionProvider" not in session.get_providers():  # type: ignore[attr-defined]
+        raise ConfigError(
+            f"{path}: ONNX Runtime could not start its CUDA provider on {device} (missing CUDA "
+            "or cuDNN libraries?) and would run on the CPU; use --device cpu or fix the install"
+        )
 
 
 class OnnxEngine(Engine):
@@ -42,9 +61,10 @@ class OnnxEngine(Engine):
         if os.environ.get("SCN_THREADS"):  # e.g. one engine per Ray actor, N cores each
             options.intra_op_num_threads = int(os.environ["SCN_THREADS"])
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=_providers(device))
+            self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        check_providers(self.session, device, Path(path))
         spec, n, meta = metadata_from_session(self.session, Path(path))
         if num_scales is not None and num_scales != n:
             raise ConfigError(f"{path} was exported with {n} scales, not {num_scales}")

@@ -239,6 +239,13 @@ def _autocast(cfg: TrainConfig):
     return torch.autocast(device_type=device_type, dtype=dtype)
 
 
+def grad_scaler(cfg: TrainConfig) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 training (L1 gradients of small residuals underflow in fp16);
+    disabled (a no-op: plain backward and step) for fp32 and bf16."""
+    device_type = "cuda" if cfg.device.startswith("cuda") else "cpu"
+    return torch.amp.GradScaler(device_type, enabled=cfg.precision == "fp16")
+
+
 class Trainer:
     """Owns the model, optimiser, schedule and run folder of one training run."""
 
@@ -297,6 +304,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cfg.lr_factor)
+        self.scaler = grad_scaler(cfg)
         self.step = 0
         self.best_psnr: float | None = None
         self.start_psnr: float | None = None
@@ -344,6 +352,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_psnr = state.get("best_psnr")
         self.start_psnr = state.get("start_psnr")
@@ -383,6 +393,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "step": self.step,
                 "best_psnr": self.best_psnr,
                 "start_psnr": self.start_psnr,
@@ -434,8 +445,9 @@ class Trainer:
         loss_fn = F.mse_loss if self.cfg.loss == "l2" else F.l1_loss
         loss = loss_fn(pred.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)  # skipped (and the scale lowered) on inf / nan grads
+        self.scaler.update()
         self.scheduler.step()
         return float(loss.detach())
 
