@@ -104,11 +104,12 @@ def table(model: str, scale: int, qualities: list[int], data: list[str]) -> str:
             text = " | ".join(f"{c:.2f}" if c is not None else "-" for c in cells)
             lines.append(f"| JPEG q{q} | {LABELS[how]} | {text} |")
     clean = {
-        "bicubic": RESULTS / f"sr-x{scale}-bicubic.json",
-        model: zoo_path(model).with_suffix(".json"),
+        "bicubic": (RESULTS / f"sr-x{scale}-bicubic.json", None),
+        f"`scn upscale` ({model})": (zoo_path(model).with_suffix(".json"), model),
     }
-    for label, path in clean.items():
-        text = " | ".join(f"{c:.2f}" if (c := _psnr(path, d)) is not None else "-" for d in data)
+    for label, (path, name) in clean.items():
+        cells = [_psnr(path, d, name) for d in data]
+        text = " | ".join(f"{c:.2f}" if c is not None else "-" for c in cells)
         lines.append(f"| clean (PNG) | {label} | {text} |")
     return "\n".join(lines)
 
