@@ -136,7 +136,14 @@ class Restorer:
         opts = self.options
         eng = self.engine
         if opts.tile != "auto":
-            return int(opts.tile)
+            tile = int(opts.tile)
+            limit = eng.max_tile
+            if limit is not None and (tile > limit or (tile == 0 and max(height, width) > limit)):
+                raise ConfigError(
+                    f"the {eng.name} engine was built for tiles up to {limit} px: use --tile "
+                    f"{limit} or smaller, or --tile auto"
+                )
+            return tile
         overlap = opts.tile_overlap
         tile = auto_tile(
             eng.spec,

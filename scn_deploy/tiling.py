@@ -378,10 +378,10 @@ def receptive_field(engine: Engine) -> ReceptiveField:
 
 
 def _measure_fp32(engine: Engine) -> ReceptiveField:
-    if engine.precision == "fp32":
-        found = measure_receptive_field(engine)
-    elif engine.fp32_twin is not None:
+    if engine.fp32_twin is not None:  # lower precision or CUDA: measured on the CPU in fp32
         found = measure_receptive_field(engine.fp32_twin())
+    elif engine.precision == "fp32":
+        found = measure_receptive_field(engine)
     else:
         bound = receptive_field_bound(engine.spec.arch, engine.num_scales)
         return ReceptiveField(bound, measured=False)

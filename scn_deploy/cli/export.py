@@ -165,14 +165,20 @@ def _int8(path: Path, target: Path, n: int, calib: Path) -> None:
 
 
 def _trt(path: Path, target: Path, shapes: list, tile: int, batch: int, fp16: bool) -> None:
-    from scn_deploy.exporting.tensorrt_build import TrtProfile, build_engine
-    from scn_deploy.modelfile import read_spec
+    from scn_deploy.exporting.metadata import read_onnx_metadata
+    from scn_deploy.exporting.tensorrt_build import TrtProfile, build_engine, profile_for
 
-    spec = read_spec(path)
+    spec, n, meta = read_onnx_metadata(target)
+    if meta.get("scn_precision", "fp32") != "fp32":
+        # TensorRT builds fp16 kernels from the fp32 export (what --engine tensorrt does), so
+        # both find the same cached engine; an fp16 export would give it fp16 inputs.
+        from scn_deploy.exporting.cache import onnx_for
+
+        target = onnx_for(path, n, precision="fp32")
     if all(shapes):
         profile = TrtProfile.explicit(spec.channels, batch, *shapes)
     else:
-        profile = TrtProfile.for_tile(spec.channels, batch, tile)
+        profile = profile_for(spec, n, batch=batch, tile=tile)
     built = build_engine(target, profile=profile, fp16=fp16)
     how = "from the cache" if built.cached else f"built in {built.seconds:.1f} s"
     err.print(f"ok: TensorRT engine {built.path} ({how}; {built.describe()})", markup=False)

@@ -241,9 +241,10 @@ def load_engine(
 
 
 def _with_twin(engine: Engine, path: Path, num_scales: int | None) -> Engine:
-    """Give a lower-precision engine a loader for its fp32 twin (same model, same backend on
-    the CPU; ONNX Runtime for TensorRT)."""
-    if engine.precision == "fp32":
+    """Give a lower-precision or CUDA engine a loader for its fp32 twin on the CPU (same
+    model, same backend; ONNX Runtime for TensorRT): the receptive field is measured there,
+    free of bf16 / fp16 / TF32 rounding and of the GPU engine's batch and shape limits."""
+    if engine.precision == "fp32" and not engine.device.startswith("cuda"):
         return engine
     name = "onnx" if engine.name == "tensorrt" else engine.name
     if path.suffix.lower() == ".onnx" and engine.precision == "int8":

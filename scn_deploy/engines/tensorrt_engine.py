@@ -30,7 +30,12 @@ class TensorrtEngine(Engine):
         batch: int = 1,
     ) -> None:
         from scn_deploy.exporting.metadata import read_onnx_metadata
-        from scn_deploy.exporting.tensorrt_build import TrtProfile, build_engine, require_tensorrt
+        from scn_deploy.exporting.tensorrt_build import (
+            build_engine,
+            profile_for,
+            require_tensorrt,
+            torch_dtype_of,
+        )
 
         if not device.startswith("cuda"):
             raise ConfigError("the tensorrt engine runs on a GPU: use --device cuda")
@@ -41,12 +46,12 @@ class TensorrtEngine(Engine):
         import torch
 
         spec, n, _meta = read_onnx_metadata(onnx_path)
-        self.profile = TrtProfile.for_tile(spec.channels, batch, tile)
+        self.profile = profile_for(spec, n, batch=batch, tile=tile)
         self.max_tile = tile
-        built = build_engine(onnx_path, profile=self.profile, fp16=precision == "fp16")
         self._torch = torch
         self._device = torch.device(device)
-        with torch.cuda.device(self._device):
+        with torch.cuda.device(self._device):  # build, name and run on cuda:N, not the current
+            built = build_engine(onnx_path, profile=self.profile, fp16=precision == "fp16")
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self._engine = runtime.deserialize_cuda_engine(built.path.read_bytes())
             if self._engine is None:  # e.g. a cached engine from another TensorRT build
@@ -54,6 +59,7 @@ class TensorrtEngine(Engine):
                     f"TensorRT cannot load the cached engine {built.path}: delete it to rebuild"
                 )
             self._context = self._engine.create_execution_context()
+            self._stream = torch.cuda.Stream(self._device)  # not the legacy default stream
         self._names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         self._inputs = [
             name
@@ -61,6 +67,10 @@ class TensorrtEngine(Engine):
             if self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
         ]
         self._output = next(name for name in self._names if name not in self._inputs)
+        self._dtypes = {
+            name: torch_dtype_of(self._engine.get_tensor_dtype(name), trt, torch)
+            for name in self._names
+        }
         super().__init__(
             spec, num_scales=n, device=device, precision=precision, source=str(onnx_path)
         )
@@ -75,17 +85,20 @@ class TensorrtEngine(Engine):
             )
         torch = self._torch
         arrays = [image] if level is None else [image, level]
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self._device) for a in arrays
-        ]
-        for name, t in zip(self._inputs, tensors, strict=True):
-            self._context.set_input_shape(name, tuple(t.shape))
-            self._context.set_tensor_address(name, t.data_ptr())
-        shape = tuple(self._context.get_tensor_shape(self._output))
-        out = torch.empty(shape, dtype=torch.float32, device=self._device)
-        self._context.set_tensor_address(self._output, out.data_ptr())
-        stream = torch.cuda.current_stream(self._device)
-        if not self._context.execute_async_v3(stream.cuda_stream):
-            raise ConfigError("TensorRT execution failed")
-        stream.synchronize()
-        return out.cpu().numpy()
+        with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
+            tensors = [  # each buffer in the dtype the engine declares for it
+                torch.from_numpy(np.ascontiguousarray(a, np.float32))
+                .to(self._device, non_blocking=True)
+                .to(self._dtypes[name])
+                for name, a in zip(self._inputs, arrays, strict=True)
+            ]
+            for name, t in zip(self._inputs, tensors, strict=True):
+                self._context.set_input_shape(name, tuple(t.shape))
+                self._context.set_tensor_address(name, t.data_ptr())
+            shape = tuple(self._context.get_tensor_shape(self._output))
+            out = torch.empty(shape, dtype=self._dtypes[self._output], device=self._device)
+            self._context.set_tensor_address(self._output, out.data_ptr())
+            if not self._context.execute_async_v3(self._stream.cuda_stream):
+                raise ConfigError("TensorRT execution failed")
+            self._stream.synchronize()
+            return out.float().cpu().numpy()

@@ -53,13 +53,18 @@ class TrtProfile:
     max: Shape
 
     @classmethod
-    def for_tile(cls, channels: int, batch: int, tile: int) -> TrtProfile:
-        """Tiles of `tile` px plus their overlap: optimum at `tile`, windows up to 2x."""
+    def for_tile(cls, channels: int, batch: int, tile: int, margin: int = 0) -> TrtProfile:
+        """Windows of a `tile` px core plus up to `margin` px of overlap on each side.
+
+        Optimum at the tile plus the margin, batch `batch`; the maximum allows 3x the batch
+        (a gray model restores an RGB image's channels as a batch of 3) and windows up to
+        twice the tile plus both margins (edge tiles and the tiler's uniform window shapes)."""
         side = max(tile, MIN_SIDE)
+        most = 2 * side + 2 * margin
         return cls(
             (1, channels, MIN_SIDE, MIN_SIDE),
-            (batch, channels, side, side),
-            (batch, channels, 2 * side, 2 * side),
+            (batch, channels, side + 2 * margin, side + 2 * margin),
+            (3 * batch, channels, most, most),
         )
 
     @classmethod
@@ -77,6 +82,25 @@ class TrtProfile:
 
     def fits(self, shape: tuple[int, ...]) -> bool:
         return all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max, strict=True))
+
+
+def profile_for(spec, num_scales: int, *, batch: int, tile: int) -> TrtProfile:
+    """The profile `--engine tensorrt` and `scn export --trt` both build (one cache key):
+    `tile` plus the architecture's receptive-field bound, rounded to the model's alignment."""
+    from scn_deploy.tiling import pyramid_alignment, receptive_field_bound
+
+    align = pyramid_alignment(spec.arch, num_scales)
+    bound = receptive_field_bound(spec.arch, num_scales) + 2
+    margin = -(-bound // align) * align
+    return TrtProfile.for_tile(spec.channels, batch, tile, margin)
+
+
+def torch_dtype_of(trt_dtype: object, trt: object, torch: object) -> object:
+    """The torch dtype of a TensorRT tensor dtype (float and half are what our exports use)."""
+    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}  # type: ignore[attr-defined]
+    if trt_dtype not in table:
+        raise ConfigError(f"unexpected TensorRT tensor type {trt_dtype}: expected float or half")
+    return table[trt_dtype]
 
 
 @dataclass
