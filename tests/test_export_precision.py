@@ -161,7 +161,8 @@ def test_tensorrt_is_refused_cleanly_without_a_gpu(tmp_path: Path, sr_model: Pat
 
 def test_tensorrt_profiles_and_cache_keys() -> None:
     p = TrtProfile.for_tile(3, 2, 128)
-    assert p.fits((2, 3, 200, 256)) and not p.fits((3, 3, 64, 64)) and not p.fits((1, 3, 8, 8))
+    assert p.fits((2, 3, 200, 256)) and p.fits((6, 3, 64, 64))
+    assert not p.fits((7, 3, 64, 64)) and not p.fits((1, 3, 8, 8))
     with pytest.raises(ConfigError):
         TrtProfile.explicit(3, 1, (64, 64), (32, 32), (128, 128))
     keys = {
