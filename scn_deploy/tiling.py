@@ -198,16 +198,29 @@ def activation_bytes_per_pixel(cfg: SCNConfig, num_scales: int, *, fp16: bool = 
     return 1.5 * floats * (2 if fp16 else 4)
 
 
+#: The most one forward pass may plan for on a GPU: keeps every activation far below 2**31
+#: elements (int32 indexing in cuDNN / TensorRT kernels) even on 80+ GB cards.
+CUDA_MAX_BUDGET = 8 << 30
+
+
+def cuda_free_bytes(index: int) -> int:
+    """Free GPU memory as this process can use it: the driver's free memory plus what
+    PyTorch's caching allocator holds but does not use (it is reused, not lost)."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(index)
+    cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    return int(free + max(cached, 0))
+
+
 def default_memory_budget(device: str = "cpu") -> int:
-    """Bytes that one forward pass may use: 1 GiB (at most a quarter of free RAM) on CPU,
-    half the free GPU memory on CUDA (2 GiB when that cannot be queried)."""
+    """Bytes that one forward pass may use: 1 GiB (at most a quarter of free RAM) on CPU;
+    on CUDA half the free GPU memory (cached blocks count as free), at most
+    `CUDA_MAX_BUDGET` (2 GiB when it cannot be queried)."""
     if device.startswith("cuda"):
         try:
-            import torch
-
             index = int(device.split(":")[1]) if ":" in device else 0
-            free, _total = torch.cuda.mem_get_info(index)
-            return int(free * 0.5)
+            return min(cuda_free_bytes(index) // 2, CUDA_MAX_BUDGET)
         except Exception:  # torch missing or no CUDA: fall back to a fixed budget
             return 2 << 30
     budget = 1 << 30

@@ -130,3 +130,49 @@ def test_cuda_engines_measure_the_receptive_field_on_a_cpu_twin() -> None:
 def test_tensorrt_profile_for_tile_is_the_documented_shape() -> None:
     p = TrtProfile.for_tile(1, 2, 128, margin=32)
     assert p.min == (1, 1, 16, 16) and p.opt == (2, 1, 192, 192) and p.max == (6, 1, 320, 320)
+
+
+def _fake_cuda(monkeypatch, free: int, reserved: int, allocated: int) -> list[int]:
+    """A stand-in `torch` whose CUDA memory queries return these numbers; records indices."""
+    import sys
+
+    asked: list[int] = []
+
+    def mem_get_info(index: int) -> tuple[int, int]:
+        asked.append(index)
+        return free, 80 << 30
+
+    cuda = SimpleNamespace(
+        mem_get_info=mem_get_info,
+        memory_reserved=lambda index: reserved,
+        memory_allocated=lambda index: allocated,
+    )
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    return asked
+
+
+def test_cuda_tile_budget_counts_cached_memory_as_free(monkeypatch) -> None:
+    """The second image must not get half the first one's budget because PyTorch kept the
+    first one's blocks cached."""
+    from scn_deploy.tiling import default_memory_budget
+
+    gib = 1 << 30
+    asked = _fake_cuda(monkeypatch, free=2 * gib, reserved=3 * gib, allocated=1 * gib)
+    assert default_memory_budget("cuda:2") == 2 * gib  # (2 + 3 - 1) / 2
+    assert asked == [2]
+
+
+def test_cuda_tile_budget_is_capped_on_large_cards(monkeypatch) -> None:
+    from scn_deploy.tiling import CUDA_MAX_BUDGET, default_memory_budget
+
+    _fake_cuda(monkeypatch, free=76 << 30, reserved=0, allocated=0)
+    assert default_memory_budget("cuda") == CUDA_MAX_BUDGET
+
+
+def test_cuda_tile_budget_without_torch_falls_back(monkeypatch) -> None:
+    import sys
+
+    from scn_deploy.tiling import default_memory_budget
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    assert default_memory_budget("cuda") == 2 << 30
