@@ -71,6 +71,8 @@ class RunRequest:
             `model` (the CLI passes the zoo's gray variant when no --model is given: a colour
             model sees a gray image's noise or blocking identical in R, G and B, unlike in
             training); None: every image goes to `model`.
+        jpeg_model: SR only: the model that upscales the inputs deblocked first (the CLI
+            passes the zoo's `sr-xN-jpeg` when no --model / --fast is given); None: `model`.
         max_pixels: refuse images whose header declares more pixels (None: no limit).
         deblock: SR only: "auto" removes a JPEG input's compression (quality estimated from
             its tables) with the zoo's deblocking model before upscaling; "off"; or a quality
@@ -84,6 +86,7 @@ class RunRequest:
     model: Path
     out: Path | None = None
     gray_model: Path | None = None
+    jpeg_model: Path | None = None
     engine: str = "auto"
     device: str = "auto"
     precision: str | None = None
@@ -123,6 +126,7 @@ class RunSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # path, error
     notes: list[tuple[str, str]] = field(default_factory=list)  # path, note
     deblocked: list[tuple[str, int, str]] = field(default_factory=list)  # path, quality, source
+    jpeg_model: str | None = None  # the model that upscaled the deblocked files, if not `model`
     seconds: float = 0.0
     overlap: int | None = None
 
@@ -145,6 +149,7 @@ class RunSummary:
             "skipped_files": [{"path": p, "output": o, "reason": r} for p, o, r in self.skipped],
             "notes": [{"path": p, "note": n} for p, n in self.notes],
             "deblocked": [{"path": p, "quality": q, "source": s} for p, q, s in self.deblocked],
+            "jpeg_model": self.jpeg_model,
         }
 
 
@@ -207,6 +212,7 @@ class _Run:
         self._gray_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
         self.deblock_setting = DeblockSetting.parse(request.deblock)
         self._deblocker: PreDeblocker | None = None
+        self._jpeg_restorer: Restorer | None = None
 
     def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
         """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
@@ -297,6 +303,18 @@ class _Run:
                 self.summary.deblocked.append((_url(path), decision.quality, decision.source))
         return decision.quality
 
+    def jpeg_restorer_for(self, restorer: Restorer) -> Restorer:
+        """The SR restorer for a deblocked picture: the request's JPEG model when it has
+        one (loaded on first use), else `restorer`."""
+        if self.request.jpeg_model is None:
+            return restorer
+        with self._gray_lock:
+            if self._jpeg_restorer is None:
+                self._jpeg_restorer = _restorer(self.request, self.request.jpeg_model)
+                with self.lock:
+                    self.summary.jpeg_model = str(self.request.jpeg_model)
+            return self._jpeg_restorer
+
     def deblocker(self) -> PreDeblocker:
         with self._gray_lock:
             if self._deblocker is None:
@@ -339,6 +357,8 @@ class _Run:
         assert item.picture is not None
         pic, scale, req = item.picture, self.spec.scale, self.request
         restorer = self.restorer_for(restorer, pic)
+        if item.deblock is not None:
+            restorer = self.jpeg_restorer_for(restorer)
         height, width = pic.pixels.shape[:2]
         plan = restorer.plan(height, width)
         if len(plan) > 1:

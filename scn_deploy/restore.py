@@ -283,7 +283,8 @@ def restore(
         jpeg_quality: sr: the image was a JPEG of this quality (e.g. from
             `scn_deploy.jpeg_quality.estimate_jpeg_quality(path).quality`): its compression
             is removed with the zoo's deblocking model before upscaling, as `scn upscale`
-            does for JPEG files. None: upscale the image as it is.
+            does for JPEG files (then, with the zoo's default model, the zoo's SR model for
+            deblocked JPEGs upscales it when installed). None: upscale the image as it is.
     """
     from scn_deploy.zoo import resolve_model
 
@@ -304,4 +305,11 @@ def restore(
 
         deblock = PreDeblocker(load, colour=colour, gray=gray)
         image = deblock(image, int(jpeg_quality))
+        from scn_deploy.zoo import jpeg_companion
+
+        companion = None if model is not None or fast else jpeg_companion(scale)
+        if companion is not None:  # the zoo's SR model for deblocked JPEGs
+            eng = load_engine(
+                companion, engine=engine, device=device, num_scales=num_scales, precision=precision
+            )
     return Restorer(eng, options).restore(image, level)

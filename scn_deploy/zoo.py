@@ -29,8 +29,19 @@ DEFAULT_NAMES: dict[tuple[str, int, bool], str] = {
 }
 # The fast tier (`--fast`): SR models at about 1/8 of the default models' compute.
 FAST_NAMES: dict[int, str] = {2: "sr-x2-fast", 3: "sr-x3-fast", 4: "sr-x4-fast"}
+# SR models fine-tuned on deblocked JPEG inputs: they upscale the files `scn upscale` deblocks
+# first (`--deblock`), beside the default model of the same scale.
+JPEG_NAMES: dict[int, str] = {2: "sr-x2-jpeg"}
 _SR_NAMES = [name for (task, _, _), name in DEFAULT_NAMES.items() if task == "sr"]
-ZOO_NAMES = tuple(dict.fromkeys([*_SR_NAMES, *FAST_NAMES.values(), *DEFAULT_NAMES.values()]))
+ZOO_NAMES = tuple(
+    dict.fromkeys([*_SR_NAMES, *FAST_NAMES.values(), *JPEG_NAMES.values(), *DEFAULT_NAMES.values()])
+)
+
+
+def jpeg_companion(scale: int) -> Path | None:
+    """The installed zoo model that upscales deblocked JPEGs at this scale, if any."""
+    name = JPEG_NAMES.get(scale)
+    return zoo_path(name) if name is not None and zoo_path(name).exists() else None
 
 
 @dataclass

@@ -233,3 +233,40 @@ def test_restore_api_removes_a_known_jpeg_quality_first(
     assert code == 0, text
     cli = _read(tmp_path / "cli" / "a_x2.png").astype(int)
     assert np.abs(cli - to_dtype(deblocked, np.uint8).astype(int)).max() <= 1
+
+
+def test_deblocked_jpegs_go_to_the_zoo_jpeg_model(
+    tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the zoo's default SR model, a deblocked JPEG is upscaled by sr-x2-jpeg when it is
+    installed; PNGs, --model and --deblock off keep the default model."""
+    import shutil
+
+    torch = pytest.importorskip("torch")
+    from scn_deploy.modelfile import load_model, save_model
+
+    with_jpeg = tmp_path / "zoo"
+    shutil.copytree(zoo, with_jpeg)
+    model, spec = load_model(zoo / "sr-x2.safetensors")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)
+    save_model(with_jpeg / "sr-x2-jpeg.safetensors", model, spec)
+    monkeypatch.setenv("SCN_MODELS", str(with_jpeg))
+    jpeg = _write_jpeg(tmp_path / "in" / "a.jpg", photo, 30)
+    Image.fromarray(photo).save(tmp_path / "in" / "b.png")
+    code, text, doc = _upscale(tmp_path / "in", "-o", tmp_path / "out")
+    assert code == 0, text
+    assert doc is not None and doc["jpeg_model"] == str(with_jpeg / "sr-x2-jpeg.safetensors")
+    assert doc["model_name"] == "sr-x2"
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    code, text, doc = _upscale(tmp_path / "in", "-o", tmp_path / "plain")
+    assert doc is not None and doc["jpeg_model"] is None
+    out, plain = tmp_path / "out", tmp_path / "plain"
+    assert not np.array_equal(_read(out / "a_x2.png"), _read(plain / "a_x2.png"))
+    assert (out / "b_x2.png").read_bytes() == (plain / "b_x2.png").read_bytes()
+    monkeypatch.setenv("SCN_MODELS", str(with_jpeg))
+    code, text, doc = _upscale(
+        jpeg, "-o", tmp_path / "m", "--model", with_jpeg / "sr-x2.safetensors"
+    )
+    assert doc is not None and doc["jpeg_model"] is None and doc["deblocked"]

@@ -522,3 +522,33 @@ def test_train_step_goes_through_the_scaler_and_resume_keeps_it(
     assert torch.load(trainer.out / "state.pt", weights_only=False)["scaler"]["scale"] == 1024.0
     resumed = Trainer(_cfg(tmp_path, images, steps=4, ckpt_every=2), resume=True)
     assert not resumed.scaler.is_enabled()  # an fp32 run: the saved state is not forced on it
+
+
+def test_sr_trains_on_given_degraded_inputs(tmp_path: Path, images: Path) -> None:
+    """--inputs DIR: each sample's LR comes from a given folder (drawn per sample), and
+    validation uses the first folder; a missing or mis-sized input is named."""
+    from scn_deploy.degrade import bicubic_degrade
+    from scn_deploy.imageio import read_image
+
+    flat, dark = tmp_path / "flat", tmp_path / "dark"
+    for folder, value in ((flat, 128), (dark, 64)):
+        for path in sorted(images.iterdir()):
+            hr = read_image(path)
+            hr = hr[: hr.shape[0] // 2 * 2, : hr.shape[1] // 2 * 2]
+            lr = np.full_like(bicubic_degrade(hr, 2), value)
+            write_image(folder / f"{path.stem}.png", lr)
+    trainer = Trainer(_cfg(tmp_path / "run", images, steps=2, inputs=[str(flat), str(dark)]))
+    batch = trainer.maker(0)
+    values = {round(float(v) * 255) for v in np.unique(batch.inputs)}
+    assert values <= {64, 128} and len(values) == 2  # both folders drawn within one batch
+    assert all(float(s.inputs.mean()) == pytest.approx(128 / 255) for s in trainer.val_set)
+    assert trainer.training_summary()["inputs"] == [str(flat), str(dark)]
+
+    (flat / "img00.png").unlink()
+    with pytest.raises(DataError, match="no input named img00"):
+        Trainer(_cfg(tmp_path / "run2", images, steps=2, inputs=[str(flat)]))
+    write_image(flat / "img00.png", np.zeros((5, 5, 3), np.uint8))
+    with pytest.raises(DataError, match="bicubic LR of"):
+        Trainer(_cfg(tmp_path / "run3", images, steps=2, inputs=[str(flat)]))
+    with pytest.raises(ConfigError, match="--task sr"):
+        _cfg(tmp_path / "run4", images, task="denoise", sigma=25.0, inputs=[str(flat)])

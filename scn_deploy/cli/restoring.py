@@ -426,6 +426,7 @@ def execute(
     level: float | None = None,
     outscale: float | None = None,
     deblock: str = "auto",
+    jpeg_model: Path | None = None,
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
     (usage), 130 (Ctrl-C)."""
@@ -440,6 +441,7 @@ def execute(
         inputs=common.inputs,
         model=model_path,
         gray_model=gray_companion(common.model, task, model_path),
+        jpeg_model=jpeg_model,
         out=common.out,
         engine=common.engine.value,
         device=common.device,

@@ -29,6 +29,14 @@ def train(
             "training images."
         ),
     ] = None,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="SR: a folder of given degraded LR images, one per training image (same stem, "
+            "the size of its bicubic LR), e.g. JPEG-coded then deblocked; repeatable: each "
+            "sample draws one folder. Validation uses the first. Default: bicubic LR.",
+        ),
+    ] = None,
     val_count: Annotated[int, typer.Option(help="Training images held out for validation.")] = 5,
     val_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 500,
     scale: Annotated[int, typer.Option(help="SR factor: 2, 3 or 4.")] = 2,
@@ -145,6 +153,7 @@ def train(
         "task": task.value,
         "out": str(out),
         "data": [str(d) for d in data or []],
+        "inputs": [str(d) for d in inputs or []],
         "val": [str(v) for v in val or []],
         "val_count": val_count,
         "val_every": val_every,

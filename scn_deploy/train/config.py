@@ -27,6 +27,7 @@ class TrainConfig:
     task: str = "sr"
     out: str = "runs/train"
     data: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
     val_count: int = 5
     val_crop: int = 192
@@ -114,6 +115,8 @@ class TrainConfig:
             raise bad("steps and batch must be >= 1 and patch >= 8")
         if self.task == "deblock" and self.patch % 8:
             raise bad("deblock patches must be a multiple of 8 (the JPEG block size)")
+        if self.inputs and self.task != "sr":
+            raise bad("--inputs (given degraded LR images) is for --task sr")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise bad(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.precision == "fp16" and not self.device.startswith("cuda"):

@@ -13,7 +13,7 @@ degrading online but avoids border effects of resizing small patches.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -49,10 +49,13 @@ class ImageBank:
     lr: list[np.ndarray] | None
     names: list[str]
     skipped: list[tuple[str, str]]
+    #: SR only: per `--inputs` folder, each image's given degraded LR (same size as `lr`)
+    given: list[list[np.ndarray]] = field(default_factory=list)
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.hr) + sum(a.nbytes for a in self.lr or [])
+        given = sum(a.nbytes for folder in self.given for a in folder)
+        return sum(a.nbytes for a in self.hr) + sum(a.nbytes for a in self.lr or []) + given
 
 
 def collect_files(folders: list[str]) -> list[Path]:
@@ -88,6 +91,35 @@ def load_bank(files: list[Path], *, gray: bool, min_size: int, scale: int = 1) -
         detail = "; ".join(f"{p}: {w}" for p, w in skipped[:5])
         raise DataError(f"no usable training images ({len(skipped)} skipped: {detail})")
     return ImageBank(hr, lr if scale > 1 else None, names, skipped)
+
+
+def given_inputs(folder: str | Path, names: list[str], shapes: list[tuple[int, ...]], gray: bool):
+    """The given degraded LR image of each training image, from `folder`: the file with the
+    same stem (any readable type), the size of that image's bicubic LR. Raises DataError
+    naming what is missing, ambiguous or of the wrong size."""
+    by_stem: dict[str, Path] = {}
+    for path in list_images(folder, recursive=True):
+        if path.stem in by_stem:
+            raise DataError(
+                f"{folder}: two inputs named {path.stem} ({by_stem[path.stem]}, {path})"
+            )
+        by_stem[path.stem] = path
+    found = []
+    for name, shape in zip(names, shapes, strict=True):
+        stem = Path(name).stem
+        if stem not in by_stem:
+            raise DataError(f"{folder}: no input named {stem}.* for the training image {name}")
+        try:
+            img = to_channels(read_image(by_stem[stem]), gray)
+        except ImageReadError as exc:
+            raise DataError(f"{by_stem[stem]}: unreadable: {exc}") from exc
+        if img.shape != shape:
+            raise DataError(
+                f"{by_stem[stem]}: {img.shape[1]}x{img.shape[0]}, but the bicubic LR of {name} "
+                f"is {shape[1]}x{shape[0]}"
+            )
+        found.append(np.ascontiguousarray(img))
+    return found
 
 
 def dihedral(img: np.ndarray, k: int) -> np.ndarray:
@@ -165,6 +197,8 @@ class BatchMaker:
             if self.task == "sr":
                 assert self.bank.lr is not None
                 lr_img = self.bank.lr[i]
+                if self.bank.given:  # one of the given degradations, drawn per sample
+                    lr_img = self.bank.given[int(rng.integers(len(self.bank.given)))][i]
                 y = int(rng.integers(lr_img.shape[0] - p + 1))
                 x = int(rng.integers(lr_img.shape[1] - p + 1))
                 lr_patch = dihedral(lr_img[y : y + p, x : x + p], k)

@@ -32,6 +32,7 @@ from scn_deploy.train.data import (
     ImageBank,
     StepDataset,
     collect_files,
+    given_inputs,
     load_bank,
 )
 
@@ -190,13 +191,21 @@ def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[V
         return []
     bank = load_bank(files, gray=cfg.gray, min_size=16, scale=1)
     level = val_level(cfg)
+    s = cfg.scale if cfg.task == "sr" else 1
+    given = None
+    if cfg.inputs:  # validate on the first given degradation (cropped where the target is)
+        bank.hr = [img[: img.shape[0] // s * s, : img.shape[1] // s * s] for img in bank.hr]
+        shapes = [(img.shape[0] // s, img.shape[1] // s, img.shape[2]) for img in bank.hr]
+        given = given_inputs(cfg.inputs[0], bank.names, shapes, cfg.gray)
     samples = []
     for i, img in enumerate(bank.hr):
-        s = cfg.scale if cfg.task == "sr" else 1
         crop = min(cfg.val_crop, *img.shape[:2]) // (8 * s) * (8 * s)
-        y0, x0 = (img.shape[0] - crop) // 2, (img.shape[1] - crop) // 2
+        y0, x0 = (img.shape[0] - crop) // 2 // s * s, (img.shape[1] - crop) // 2 // s * s
         target = np.ascontiguousarray(img[y0 : y0 + crop, x0 : x0 + crop])
-        if cfg.task == "sr":
+        if given is not None:
+            lr = given[i][y0 // s : (y0 + crop) // s, x0 // s : (x0 + crop) // s]
+            degraded = lr.astype(np.float32) / 255
+        elif cfg.task == "sr":
             degraded = bicubic_degrade(target, s).astype(np.float32) / 255
         elif cfg.task == "denoise":
             degraded = add_gaussian_noise(target / 255.0, float(level), i).astype(np.float32)
@@ -272,6 +281,12 @@ class Trainer:
         self.bank: ImageBank = load_bank(
             train_files, gray=cfg.gray, min_size=cfg.patch * scale, scale=scale
         )
+        if cfg.inputs:
+            assert self.bank.lr is not None
+            shapes = [lr.shape for lr in self.bank.lr]
+            self.bank.given = [
+                given_inputs(folder, self.bank.names, shapes, cfg.gray) for folder in cfg.inputs
+            ]
         channels = self.bank.hr[0].shape[2]
         self.spec = build_spec(cfg, channels)
         self.val_set = make_val_set(val_files, cfg, self.spec)
@@ -367,6 +382,7 @@ class Trainer:
             "patch": cfg.patch,
             "lr": cfg.lr,
             "data": cfg.data,
+            **({"inputs": cfg.inputs} if cfg.inputs else {}),
             "train_images": len(self.bank.hr),
             "val_images": len(self.val_set),
             "val_psnr_y": self.best_psnr,
