@@ -2,10 +2,12 @@
 
 Quality: for every JPEG quality Q, `scn eval --task sr --jpeg Q` (the bicubic LR images
 JPEG-coded in colour with OpenCV, 4:2:0 chroma) for bicubic, the SR model with `--deblock off`
-(what `scn upscale` did before JPEG inputs were handled) and the default `--deblock auto`
-(the zoo's deblocking model first); the clean-input rows come from the model card's results
-and `sr-xN-bicubic.json`. One JSON per run in benchmarks/results/jpeg-<model>-q<Q>-<how>.json
-(kept unless --force); prints the markdown table for the README.
+(what `scn upscale` did before JPEG inputs were handled), `--deblock auto` (the zoo's
+deblocking model first) and, when the zoo has one for the scale, the SR model fine-tuned on
+deblocked JPEGs (`sr-x2-jpeg`) after the same deblocking, which is what `scn upscale` runs by
+default; the clean-input rows come from the model card's results and `sr-xN-bicubic.json`.
+One JSON per run in benchmarks/results/jpeg-<model>-q<Q>-<how>.json (kept unless --force);
+prints the markdown table for the README.
 
 Timing: the example image upscaled by `scn upscale` as a PNG and as a JPEG of the same size
 in the same run (`--timing`; best of --repeat runs each), written to
@@ -30,7 +32,7 @@ import cv2
 
 from scn_deploy.bench import host_description
 from scn_deploy.modelfile import read_spec
-from scn_deploy.zoo import zoo_path
+from scn_deploy.zoo import JPEG_NAMES, jpeg_companion, zoo_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -39,12 +41,17 @@ HOWS = {
     "bicubic": ["--method", "bicubic"],
     "off": ["--deblock", "off"],
     "auto": ["--deblock", "auto"],
+    "jpeg": ["--deblock", "auto"],  # the SR stage is the zoo's model for deblocked JPEGs
 }
-LABELS = {
-    "bicubic": "bicubic",
-    "off": "`scn upscale --deblock off`",
-    "auto": "`scn upscale` (default: deblock, then upscale)",
-}
+
+
+def labels(model: str) -> dict[str, str]:
+    return {
+        "bicubic": "bicubic",
+        "off": f"{model}, as it is (`--deblock off`)",
+        "auto": f"deblock, then {model}",
+        "jpeg": f"deblock, then {JPEG_NAMES.get(read_spec(zoo_path(model)).scale, '-')}",
+    }
 
 
 def scn(*args: str) -> None:
@@ -55,12 +62,14 @@ def scn(*args: str) -> None:
 
 def run_evals(model: str, scale: int, qualities: list[int], data: list[str], force: bool) -> None:
     folders = [a for d in data for a in ("--data", d)]
+    companion = jpeg_companion(scale)
     for q in qualities:
         for how, flags in HOWS.items():
             out = RESULTS / f"jpeg-{model}-q{q}-{how}.json"
-            if out.exists() and not force:
+            if (out.exists() and not force) or (how == "jpeg" and companion is None):
                 continue
-            who = flags if how == "bicubic" else ["--model", model, *flags]
+            sr_model = companion.stem if how == "jpeg" and companion else model
+            who = flags if how == "bicubic" else ["--model", sr_model, *flags]
             scn(
                 "eval",
                 *folders,
@@ -97,15 +106,18 @@ def table(model: str, scale: int, qualities: list[int], data: list[str]) -> str:
         f"| LR input (x{scale}) | method | " + " | ".join(data) + " |",
         "|---|---|" + "---:|" * len(data),
     ]
+    names = labels(model)
     for q in qualities:
         for how in HOWS:
             path = RESULTS / f"jpeg-{model}-q{q}-{how}.json"
+            if not path.exists():
+                continue
             cells = [_psnr(path, d) for d in data]
             text = " | ".join(f"{c:.2f}" if c is not None else "-" for c in cells)
-            lines.append(f"| JPEG q{q} | {LABELS[how]} | {text} |")
+            lines.append(f"| JPEG q{q} | {names[how]} | {text} |")
     clean = {
         "bicubic": (RESULTS / f"sr-x{scale}-bicubic.json", None),
-        f"`scn upscale` ({model})": (zoo_path(model).with_suffix(".json"), model),
+        model: (zoo_path(model).with_suffix(".json"), model),
     }
     for label, (path, name) in clean.items():
         cells = [_psnr(path, d, name) for d in data]
