@@ -9,8 +9,8 @@ default; the clean-input rows come from the model card's results and `sr-xN-bicu
 One JSON per run in benchmarks/results/jpeg-<model>-q<Q>-<how>.json (kept unless --force);
 prints the markdown table for the README.
 
-Timing: the example image upscaled by `scn upscale` as a PNG and as a JPEG of the same size
-in the same run (`--timing`; best of --repeat runs each), written to
+Timing: the example image (enlarged x3) upscaled by `scn upscale` as a PNG and as a JPEG of
+the same size in the same run (`--timing`; best of --repeat runs each), written to
 benchmarks/results/jpeg-timing-<model>.json.
 
     python benchmarks/jpeg_inputs.py [--model sr-x2] [--quality 30 50 75 90]
@@ -128,7 +128,8 @@ def table(model: str, scale: int, qualities: list[int], data: list[str]) -> str:
 
 def timing(model: str, scale: int, repeat: int) -> dict:
     """`scn upscale` on the example image as PNG and as JPEG (q75), same size, same run."""
-    image = cv2.imread(str(EXAMPLE))
+    small = cv2.imread(str(EXAMPLE))
+    image = cv2.resize(small, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         png, jpg = Path(tmp) / "photo.png", Path(tmp) / "photo.jpg"
@@ -137,7 +138,7 @@ def timing(model: str, scale: int, repeat: int) -> dict:
         for label, path in (("png", png), ("jpeg q75", jpg)):
             best = None
             for i in range(repeat):
-                out = Path(tmp) / f"out{i}"
+                out = Path(tmp) / f"{path.suffix[1:]}-{i}"
                 args = ["upscale", str(path), "--model", model, "-o", str(out), "--json", "-q"]
                 done = subprocess.run(
                     [sys.executable, "-m", "scn_deploy.cli", *args],
@@ -159,7 +160,7 @@ def timing(model: str, scale: int, repeat: int) -> dict:
     return {
         "model": model,
         "scale": scale,
-        "input": f"{EXAMPLE.relative_to(ROOT)} ({width}x{height}), PNG and JPEG q75",
+        "input": f"{EXAMPLE.relative_to(ROOT)} enlarged x3 ({width}x{height}), PNG and JPEG q75",
         "host": host_description("cpu"),
         "repeat": repeat,
         "command": "python benchmarks/jpeg_inputs.py --timing",
