@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Literal
 import cv2
 
 from scn_deploy.arch.config import ModelSpec
+from scn_deploy.engines.registry import resolve_device
 from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import (
     Job,
@@ -41,6 +42,7 @@ from scn_deploy.imageio import (
 )
 from scn_deploy.jpeg_input import DeblockSetting, PreDeblocker, quality_to_apply, zoo_deblockers
 from scn_deploy.restore import RestoreOptions, Restorer
+from scn_deploy.tiling import default_memory_budget
 from scn_deploy.zoo import tier_of
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
@@ -319,7 +321,11 @@ class _Run:
         with self._gray_lock:
             if self._deblocker is None:
                 colour, gray = zoo_deblockers()
-                plain = replace(self.request, num_scales=None)
+                # Both stages' engines stay loaded: the deblocking stage gets a quarter of the budget.
+                budget = self.request.memory_budget or default_memory_budget(
+                    resolve_device(self.request.device)
+                )
+                plain = replace(self.request, num_scales=None, memory_budget=budget // 4)
                 self._deblocker = PreDeblocker(
                     lambda path: _restorer(plain, path), colour=colour, gray=gray
                 )
