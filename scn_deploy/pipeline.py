@@ -321,7 +321,7 @@ class _Run:
         with self._gray_lock:
             if self._deblocker is None:
                 colour, gray = zoo_deblockers()
-                # Both stages' engines stay loaded: the deblocking stage gets a quarter of the budget.
+                # Both stages' engines stay loaded: deblocking plans with a quarter of the budget.
                 budget = self.request.memory_budget or default_memory_budget(
                     resolve_device(self.request.device)
                 )
