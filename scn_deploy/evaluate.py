@@ -632,12 +632,11 @@ def _deblock_quality(request: EvalRequest) -> int | None:
 def _load_deblocker(request: EvalRequest) -> Any:
     """The deblocking stage `scn upscale` runs before the model on these JPEG inputs."""
     from scn_deploy.engines import load_engine
-    from scn_deploy.jpeg_input import PreDeblocker, zoo_deblockers
+    from scn_deploy.jpeg_input import zoo_pre_deblocker
     from scn_deploy.restore import RestoreOptions, Restorer
 
     if request.model is None or _deblock_quality(request) is None:
         return None
-    colour, gray = zoo_deblockers()
 
     def load(path: Path) -> Any:
         engine = load_engine(
@@ -645,7 +644,7 @@ def _load_deblocker(request: EvalRequest) -> Any:
         )
         return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
 
-    return PreDeblocker(load, colour=colour, gray=gray)
+    return zoo_pre_deblocker(load)
 
 
 def evaluate_files(

@@ -136,6 +136,12 @@ class PreDeblocker:
         return restorer.restore(pixels, level, dtype=np.float32)  # type: ignore[attr-defined]
 
 
+def zoo_pre_deblocker(load: Callable[[Path], object]) -> PreDeblocker:
+    """A `PreDeblocker` over the installed zoo deblocking models (``load`` as for it)."""
+    colour, gray = zoo_deblockers()
+    return PreDeblocker(load, colour=colour, gray=gray)
+
+
 def zoo_deblockers() -> tuple[Path | None, Path | None]:
     """The installed zoo deblocking models: (colour, gray)."""
     from scn_deploy.zoo import DEFAULT_NAMES, zoo_path

@@ -210,23 +210,28 @@ class _Run:
         )
         self.lock = threading.Lock()
         self.abort = threading.Event()
-        self._gray_restorer: Restorer | None = None
-        self._gray_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
+        self._companions: dict[Path, Restorer] = {}
+        self._load_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
         self.deblock_setting = DeblockSetting.parse(request.deblock)
+        self._deblock_models = zoo_deblockers() if spec.task == "sr" else (None, None)
         self._deblocker: PreDeblocker | None = None
-        self._jpeg_restorer: Restorer | None = None
+
+    def _companion(self, path: Path, summary_field: str) -> Restorer:
+        """The restorer of a companion model (gray or JPEG), loaded on first use and named
+        in the summary field then."""
+        with self._load_lock:
+            if path not in self._companions:
+                self._companions[path] = _restorer(self.request, path)
+                with self.lock:
+                    setattr(self.summary, summary_field, str(path))
+            return self._companions[path]
 
     def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
         """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
         gray = picture.pixels.ndim == 2 or picture.pixels.shape[2] == 1
         if self.request.gray_model is None or not gray or restorer.spec.channels == 1:
             return restorer
-        with self._gray_lock:
-            if self._gray_restorer is None:
-                self._gray_restorer = _restorer(self.request, self.request.gray_model)
-                with self.lock:
-                    self.summary.gray_model = str(self.request.gray_model)
-            return self._gray_restorer
+        return self._companion(self.request.gray_model, "gray_model")
 
     # -- bookkeeping (thread-safe) -----------------------------------------------------------
     def fail(self, path: Path, error: str) -> None:
@@ -294,7 +299,7 @@ class _Run:
         if self.spec.task != "sr" or self.deblock_setting.mode == "off":
             return None
         decision = quality_to_apply(self.deblock_setting, path, picture.format)
-        if decision.quality is not None and zoo_deblockers() == (None, None):
+        if decision.quality is not None and self._deblock_models == (None, None):
             if self.deblock_setting.mode == "fixed":
                 raise ConfigError("--deblock Q needs the zoo's deblock or deblock-gray model")
             self.note(path, "a JPEG, but no deblocking model is installed: upscaled as it is")
@@ -310,17 +315,12 @@ class _Run:
         one (loaded on first use), else `restorer`."""
         if self.request.jpeg_model is None:
             return restorer
-        with self._gray_lock:
-            if self._jpeg_restorer is None:
-                self._jpeg_restorer = _restorer(self.request, self.request.jpeg_model)
-                with self.lock:
-                    self.summary.jpeg_model = str(self.request.jpeg_model)
-            return self._jpeg_restorer
+        return self._companion(self.request.jpeg_model, "jpeg_model")
 
     def deblocker(self) -> PreDeblocker:
-        with self._gray_lock:
+        with self._load_lock:
             if self._deblocker is None:
-                colour, gray = zoo_deblockers()
+                colour, gray = self._deblock_models
                 # Both stages' engines stay loaded: deblocking plans with a quarter of the budget.
                 budget = self.request.memory_budget or default_memory_budget(
                     resolve_device(self.request.device)

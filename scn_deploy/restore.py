@@ -289,13 +289,16 @@ def restore(
     from scn_deploy.zoo import resolve_model
 
     path = resolve_model(model, task=task, scale=scale, gray=image.ndim == 2, fast=fast)
+    deblock = jpeg_quality is not None and task == "sr" and jpeg_quality < 100
+    if deblock and model is None and not fast:
+        from scn_deploy.zoo import jpeg_companion
+
+        path = jpeg_companion(scale) or path  # the zoo's SR model for deblocked JPEGs
     eng = load_engine(
         path, engine=engine, device=device, num_scales=num_scales, precision=precision
     )
-    if jpeg_quality is not None and task == "sr" and jpeg_quality < 100:
-        from scn_deploy.jpeg_input import PreDeblocker, zoo_deblockers
-
-        colour, gray = zoo_deblockers()
+    if deblock:
+        from scn_deploy.jpeg_input import zoo_pre_deblocker
 
         def load(deblock_model: os.PathLike[str]) -> Restorer:
             deblock_engine = load_engine(
@@ -303,13 +306,5 @@ def restore(
             )
             return Restorer(deblock_engine, options)
 
-        deblock = PreDeblocker(load, colour=colour, gray=gray)
-        image = deblock(image, int(jpeg_quality))
-        from scn_deploy.zoo import jpeg_companion
-
-        companion = None if model is not None or fast else jpeg_companion(scale)
-        if companion is not None:  # the zoo's SR model for deblocked JPEGs
-            eng = load_engine(
-                companion, engine=engine, device=device, num_scales=num_scales, precision=precision
-            )
+        image = zoo_pre_deblocker(load)(image, int(jpeg_quality))  # type: ignore[arg-type]
     return Restorer(eng, options).restore(image, level)
