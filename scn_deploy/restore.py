@@ -279,7 +279,8 @@ def restore(
             fastest installed engine, CUDA when usable, bf16 where measured harmless).
         options: tiling and TTA (default: whole image; `RestoreOptions(tile="auto")` bounds
             memory by the tile).
-        fast: use the fast tier's zoo model for the scale (sr-x2-fast ...; not with model).
+        fast: use the fast tier's zoo model for the task (sr-x2-fast ..., denoise-fast,
+            deblock-gray-fast ...; not with model).
         jpeg_quality: sr: the image was a JPEG of this quality (e.g. from
             `scn_deploy.jpeg_quality.estimate_jpeg_quality(path).quality`): its compression
             is removed with the zoo's deblocking model before upscaling, as `scn upscale`

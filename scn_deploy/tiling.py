@@ -119,11 +119,12 @@ def pyramid_alignment(cfg: SCNConfig, num_scales: int, *, limit: int | None = No
     the window origin; the grids of a window and of the whole image coincide when the origin
     and size are multiples of q**(levels - 1). That is capped at the largest power of q not
     above `limit` (default `MAX_ALIGNMENT`): past it, only the first `aligned_levels` levels
-    coincide exactly (see the module docstring).
+    coincide exactly (see the module docstring). A `space_to_depth` factor f runs the pyramid
+    on an f-times smaller grid, so the alignment is f * q**(levels - 1).
     """
     limit = MAX_ALIGNMENT if limit is None else limit
     q = cfg.ratio_fraction.denominator
-    align = 1
+    align = cfg.space_to_depth
     for _ in range(effective_levels(cfg, num_scales) - 1):
         if align * q > limit:
             break
@@ -133,7 +134,8 @@ def pyramid_alignment(cfg: SCNConfig, num_scales: int, *, limit: int | None = No
 
 def aligned_levels(cfg: SCNConfig, num_scales: int) -> int:
     """How many pyramid levels (from the finest) tiled windows share exactly with the image."""
-    align, q = pyramid_alignment(cfg, num_scales), cfg.ratio_fraction.denominator
+    q = cfg.ratio_fraction.denominator
+    align = pyramid_alignment(cfg, num_scales) // cfg.space_to_depth
     levels = 1
     while align >= q and levels < effective_levels(cfg, num_scales):
         align //= q
@@ -147,11 +149,12 @@ def receptive_field_bound(cfg: SCNConfig, num_scales: int) -> int:
     Per block a level-s feature reads the body (two 3x3 convs: 2 pixels of the source level)
     of levels up to s+k and resamples them (1 pixel of the source level), i.e. at most 3
     coarsest-level pixels; building the pyramid and the ceil-size rounding add one more
-    coarsest-level pixel each; head, tail and the 5x5 skip add 4 input pixels.
+    coarsest-level pixel each; head, tail and the 5x5 skip add 4 input pixels. A
+    `space_to_depth` factor f scales all of it by f (the body's pixels are f input pixels).
     """
     levels = effective_levels(cfg, num_scales)
     coarsest = float(1 / cfg.ratio_fraction) ** (levels - 1)
-    return math.ceil(4 + (3 * cfg.num_blocks + 2) * coarsest)
+    return math.ceil(cfg.space_to_depth * (4 + (3 * cfg.num_blocks + 2) * coarsest))
 
 
 def _level_weights(cfg: SCNConfig, num_scales: int) -> list[float]:
@@ -165,7 +168,8 @@ def flops_per_input_pixel(cfg: SCNConfig, num_scales: int) -> float:
     weights = _level_weights(cfg, num_scales)
     pyramid = sum(weights)
     c, hidden = cfg.num_features, cfg.hidden_features
-    c_in = cfg.in_channels + cfg.cond_channels
+    area = cfg.space_to_depth**2  # input pixels per body pixel
+    c_in = (cfg.in_channels * area + cfg.cond_channels) / area
     c_out = cfg.out_channels * cfg.upscale**2
     macs = c_in * c * 9 + c * c_out * 9
     if cfg.upscale > 1:
@@ -178,7 +182,7 @@ def flops_per_input_pixel(cfg: SCNConfig, num_scales: int) -> float:
                 j = s + i
                 if i != 0 and 0 <= j < len(weights):
                     cross += c * c * weights[max(s, j)]
-    macs += cfg.num_blocks * (body * pyramid + cross)
+    macs += cfg.num_blocks * (body * pyramid + cross) / area
     return 2.0 * macs
 
 
@@ -193,7 +197,7 @@ def activation_bytes_per_pixel(cfg: SCNConfig, num_scales: int, *, fp16: bool = 
     pyramid = sum(_level_weights(cfg, num_scales))
     c = cfg.num_features
     c_out = cfg.out_channels * cfg.upscale**2
-    floats = 4 * c * pyramid + cfg.hidden_features + c
+    floats = (4 * c * pyramid + cfg.hidden_features + c) / cfg.space_to_depth**2
     floats += cfg.in_channels + cfg.cond_channels + 3 * c_out
     return 1.5 * floats * (2 if fp16 else 4)
 

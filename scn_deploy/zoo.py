@@ -27,14 +27,31 @@ DEFAULT_NAMES: dict[tuple[str, int, bool], str] = {
     ("deblock", 1, False): "deblock",
     ("deblock", 1, True): "deblock-gray",
 }
-# The fast tier (`--fast`): SR models at about 1/8 of the default models' compute.
-FAST_NAMES: dict[int, str] = {2: "sr-x2-fast", 3: "sr-x3-fast", 4: "sr-x4-fast"}
+# The fast tier (`--fast`): SR models at about 1/8 of the default models' compute, restoration
+# models with the default body at half resolution (space_to_depth 2: 1/4 of the compute).
+FAST_NAMES: dict[tuple[str, int, bool], str] = {
+    ("sr", 2, False): "sr-x2-fast",
+    ("sr", 3, False): "sr-x3-fast",
+    ("sr", 4, False): "sr-x4-fast",
+    ("denoise", 1, False): "denoise-fast",
+    ("denoise", 1, True): "denoise-gray-fast",
+    ("deblock", 1, False): "deblock-fast",
+    ("deblock", 1, True): "deblock-gray-fast",
+}
 # SR models fine-tuned on deblocked JPEG inputs: they upscale the files `scn upscale` deblocks
 # first (`--deblock`), beside the default model of the same scale.
 JPEG_NAMES: dict[int, str] = {2: "sr-x2-jpeg"}
 _SR_NAMES = [name for (task, _, _), name in DEFAULT_NAMES.items() if task == "sr"]
 ZOO_NAMES = tuple(
-    dict.fromkeys([*_SR_NAMES, *FAST_NAMES.values(), *JPEG_NAMES.values(), *DEFAULT_NAMES.values()])
+    dict.fromkeys(
+        [
+            *_SR_NAMES,
+            *[FAST_NAMES[key] for key in FAST_NAMES if key[0] == "sr"],
+            *JPEG_NAMES.values(),
+            *[name for key, name in DEFAULT_NAMES.items() if key[0] != "sr"],
+            *[name for key, name in FAST_NAMES.items() if key[0] != "sr"],
+        ]
+    )
 )
 
 
@@ -57,8 +74,10 @@ def zoo_path(name: str) -> Path:
 
 
 def tier_of(spec: ModelSpec) -> str:
-    """'fast' for a model of the `fast` preset (the fast tier), else 'standard'."""
-    return "fast" if spec.preset == "fast" else "standard"
+    """'fast' for a model of the fast tier (the `fast` or `half` preset, or any body at reduced
+    resolution), else 'standard'."""
+    fast = spec.preset in ("fast", "half") or spec.arch.space_to_depth > 1
+    return "fast" if fast else "standard"
 
 
 def resolve_model(
@@ -71,9 +90,9 @@ def resolve_model(
 ) -> Path:
     """A model file path from a path, a zoo name, or (None) the zoo default for the task.
 
-    ``fast`` picks the fast tier's model for the scale (super-resolution only)."""
-    if fast:
-        return _fast_model(model, task=task, scale=scale)
+    ``fast`` picks the fast tier's model for the task and scale instead of the default."""
+    if fast and model is not None:
+        raise ConfigError("--fast picks the zoo's fast model: leave out --model (or --fast)")
     if model is not None:
         path = Path(model)
         if path.suffix.lower() in (".safetensors", ".onnx") or path.exists():
@@ -85,38 +104,32 @@ def resolve_model(
             f"no model file or zoo model named {model!r} (zoo: {', '.join(available_names())})"
         )
     level = scale if task == "sr" else 1
-    preferred = DEFAULT_NAMES.get((task, level, gray))
+    names = FAST_NAMES if fast else DEFAULT_NAMES
+    preferred = names.get((task, level, gray))
     # The other colour variant serves when the preferred one is not installed: a colour model
     # takes gray images replicated to RGB, a gray model restores RGB channel by channel.
-    other = DEFAULT_NAMES.get((task, level, not gray))
+    other = names.get((task, level, not gray))
     candidates = [n for n in (preferred, other) if n is not None]
     if not candidates:
-        raise ConfigError(f"the zoo has no model for task={task} scale={scale}")
+        tier = "the fast tier" if fast else "the zoo"
+        raise ConfigError(f"{tier} has no model for task={task} scale={scale}")
     for name in candidates:
         if zoo_path(name).exists():
             return zoo_path(name)
+    if fast:
+        installed = [n for n in FAST_NAMES.values() if zoo_path(n).exists()]
+        raise ConfigError(
+            f"the fast {_describe(task, scale)} model {candidates[0]!r} is not installed at "
+            f"{zoo_path(candidates[0])} (fast models installed: {', '.join(installed) or 'none'})"
+        )
     raise ConfigError(
         f"zoo model {candidates[0]!r} is not installed at {zoo_path(candidates[0])}; pass "
         f"--model FILE (available: {', '.join(available_names()) or 'none'})"
     )
 
 
-def _fast_model(model: str | os.PathLike[str] | None, *, task: str, scale: int) -> Path:
-    if model is not None:
-        raise ConfigError("--fast picks the zoo's fast model: leave out --model (or --fast)")
-    if task != "sr":
-        raise ConfigError("--fast is for super-resolution only (the fast tier is sr-xN-fast)")
-    name = FAST_NAMES.get(scale)
-    if name is None:
-        raise ConfigError(f"the fast tier has no x{scale} model (scales: 2, 3, 4)")
-    path = zoo_path(name)
-    if not path.exists():
-        installed = [n for n in FAST_NAMES.values() if zoo_path(n).exists()]
-        raise ConfigError(
-            f"the fast x{scale} model {name!r} is not installed at {path} (fast models "
-            f"installed: {', '.join(installed) or 'none'})"
-        )
-    return path
+def _describe(task: str, scale: int) -> str:
+    return f"x{scale}" if task == "sr" else task
 
 
 def available_names() -> list[str]:

@@ -169,6 +169,8 @@ def test_tiny_is_tiny(preset: str, limit: int) -> None:
 def test_parameter_counts_of_presets() -> None:
     counts = {}
     for name in PRESETS:
+        if PRESETS[name].space_to_depth > 1:
+            continue  # restoration only (test_space_to_depth_*)
         with torch.device("meta"):
             counts[name] = count_parameters(
                 build_network(preset_config(name, task="sr", scale=2, num_scales=3))
@@ -240,3 +242,50 @@ def test_config_json_round_trip() -> None:
     assert SCNConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown"):
         SCNConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblock"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_space_to_depth_forward_on_odd_sizes(task: str, channels: int) -> None:
+    cfg = preset_config("tiny", task=task, channels=channels, num_scales=3, conditioned=True)
+    cfg = cfg.replace(space_to_depth=2)
+    for h, w in [*ODD_SIZES, (37, 50)]:
+        y = _run(cfg, h, w)
+        assert y.shape == (2, channels, h, w)
+        assert torch.isfinite(y).all()
+
+
+def test_space_to_depth_runs_the_body_at_half_resolution() -> None:
+    """The body sees pixel-unshuffled input: 4x the channels at half the size, and the
+    conditioning map at the body's resolution; the output is a residual on the input."""
+    cfg = preset_config("tiny", task="denoise", channels=1, conditioned=True, num_scales=2)
+    half = cfg.replace(space_to_depth=2)
+    model = build_network(half).eval()
+    assert model.head.in_channels == 1 * 4 + 1
+    seen: list[tuple[int, ...]] = []
+    model.head.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        a = model(torch.rand(1, 1, 20, 15), torch.full((1, 1, 20, 15), 0.1))
+    assert seen == [(1, 5, 10, 8)]
+    assert a.shape == (1, 1, 20, 15)
+    # Compute: the same body at a quarter of the pixels.
+    full_flops = flops_per_output_megapixel(preset_config("small", task="denoise"))
+    half_flops = flops_per_output_megapixel(preset_config("half", task="denoise"))
+    assert half_flops < full_flops / 3
+    assert half_flops == pytest.approx(full_flops / 4, rel=0.05)
+
+
+def test_space_to_depth_serialises_only_when_used() -> None:
+    cfg = preset_config("half", task="deblock", channels=1, conditioned=True)
+    assert cfg.space_to_depth == 2 and cfg.to_dict()["space_to_depth"] == 2
+    assert SCNConfig.from_dict(cfg.to_dict()) == cfg
+    plain = preset_config("small", task="deblock")
+    assert "space_to_depth" not in plain.to_dict()  # older model files stay byte-identical
+    with pytest.raises(ConfigError):
+        preset_config("half", task="sr", scale=2)
+    with pytest.raises(ConfigError):
+        SCNConfig(space_to_depth=3)
+    with pytest.raises(ConfigError):
+        SCNConfig(upscale=2, space_to_depth=2)

@@ -393,8 +393,79 @@ def test_restore_api_fast(tmp_path: Path, models, photo, monkeypatch: pytest.Mon
     standard = restore(photo, task="sr", scale=2, engine="torch")
     assert fast.shape == standard.shape == (128, 160, 3)
     assert np.abs(fast - standard).max() > 0.01  # two different networks
-    with pytest.raises(ConfigError, match="super-resolution only"):
+    with pytest.raises(ConfigError, match="fast denoise model 'denoise-fast' is not installed"):
         restore(photo, task="denoise", level=25, fast=True)
+
+
+def _fast_restoration_zoo(folder: Path) -> None:
+    """Standard and fast (space_to_depth 2) denoisers, colour and gray."""
+    for name, channels, half in [
+        ("denoise", 3, False),
+        ("denoise-gray", 1, False),
+        ("denoise-fast", 3, True),
+        ("denoise-gray-fast", 1, True),
+    ]:
+        overrides = {"space_to_depth": 2} if half else {}
+        spec = preset_spec(
+            "tiny", task="denoise", channels=channels, level_range=(0.0, 75.0), **overrides
+        )
+        _model(folder, name, spec)
+
+
+def test_denoise_fast_uses_the_fast_models_colour_and_gray(
+    tmp_path: Path, photo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = tmp_path / "zoo"
+    _fast_restoration_zoo(zoo)
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    _save(tmp_path / "in" / "a.png", photo)
+    _save(tmp_path / "in" / "g.png", photo[..., 0])
+    res = _invoke(
+        "denoise", tmp_path / "in", "--sigma", "25", "--fast", "-o", tmp_path / "out", "--json"
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["model_name"] == "denoise-fast" and doc["tier"] == "fast"
+    assert Path(doc["gray_model"]).stem == "denoise-gray-fast"
+    assert Image.open(tmp_path / "out" / "a_denoised.png").size == (80, 64)
+    assert Image.open(tmp_path / "out" / "g_denoised.png").mode == "L"
+    res = _invoke("denoise", tmp_path / "in", "--sigma", "25", "-o", tmp_path / "std", "--json")
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["model_name"] == "denoise" and doc["tier"] == "standard"
+    assert Path(doc["gray_model"]).stem == "denoise-gray"
+    fast = np.asarray(Image.open(tmp_path / "out" / "a_denoised.png"), dtype=int)
+    assert np.abs(fast - np.asarray(Image.open(tmp_path / "std" / "a_denoised.png"))).max() > 0
+
+
+def test_restore_api_fast_restoration(tmp_path: Path, photo, monkeypatch) -> None:
+    from scn_deploy.restore import restore
+
+    _fast_restoration_zoo(tmp_path)
+    monkeypatch.setenv("SCN_MODELS", str(tmp_path))
+    gray = photo[..., 1]
+    fast = restore(gray, task="denoise", level=25, fast=True, engine="torch")
+    standard = restore(gray, task="denoise", level=25, engine="torch")
+    assert fast.shape == standard.shape == gray.shape
+    assert np.abs(fast - standard).max() > 0.001
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        ("denoise", ["--sigma", "25", "--fast", "--model", "denoise"], "leave out --model"),
+        ("deblock", ["--quality", "20", "--fast"], "fast deblock model 'deblock-fast' is not"),
+    ],
+)
+def test_restoration_fast_usage_errors(
+    tmp_path: Path, photo, monkeypatch: pytest.MonkeyPatch, command, args, message
+) -> None:
+    zoo = tmp_path / "zoo"
+    _fast_restoration_zoo(zoo)
+    monkeypatch.setenv("SCN_MODELS", str(zoo))
+    src = _save(tmp_path / "a.png", photo)
+    res = _invoke(command, src, *args, "-o", tmp_path / "out")
+    assert res.exit_code == 2 and message in " ".join(res.output.split())
+    assert not (tmp_path / "out").exists()
 
 
 def test_models_shows_tier_cost_and_speed(

@@ -37,8 +37,11 @@ def _model(tmp_path: Path, spec) -> Path:
     [
         preset_spec("tiny", task="sr", scale=4, num_scales=3),
         preset_spec("tiny", task="denoise", level_range=(0.0, 75.0), num_scales=3),
+        preset_spec(
+            "tiny", task="deblock", level_range=(10.0, 90.0), num_scales=3, space_to_depth=2
+        ),
     ],
-    ids=["sr4", "denoise-cond"],
+    ids=["sr4", "denoise-cond", "deblock-half"],
 )
 def test_export_cli_parity_and_engine(tmp_path: Path, spec, scales: int) -> None:
     path = _model(tmp_path, spec)

@@ -39,7 +39,8 @@ def _model(folder: Path, spec, seed: int = 0) -> Path:
             p.add_(0.02 * torch.randn_like(p))
         if spec.scale == 1:
             model.tail.parametrizations.weight.original0.mul_(0.1)
-    return save_model(folder / f"{spec.task}{spec.scale}-{seed}.safetensors", model, spec)
+    name = f"{spec.task}{spec.scale}-f{spec.arch.space_to_depth}-{seed}"
+    return save_model(folder / f"{name}.safetensors", model, spec)
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +50,15 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "sr": preset_spec("tiny", task="sr", scale=2),
         "denoise": preset_spec("tiny", task="denoise", level_range=(0.0, 75.0)),
         "deblock": preset_spec("tiny", task="deblock", quality=20),
+        # the fast restoration tier's option: the body at half resolution
+        "denoise-half": preset_spec(
+            "tiny", task="denoise", level_range=(0.0, 75.0), space_to_depth=2
+        ),
     }
     return {task: load_engine(_model(folder, spec)) for task, spec in specs.items()}
 
 
-LEVELS = {"sr": None, "denoise": 25.0, "deblock": None}
+LEVELS = {"sr": None, "denoise": 25.0, "deblock": None, "denoise-half": 25.0}
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -101,6 +106,14 @@ def test_alignment_and_bounds_follow_the_config() -> None:
     assert pyramid_alignment(arch, 6) == 4
     assert receptive_field_bound(arch, 3) > receptive_field_bound(arch, 1)
     assert activation_bytes_per_pixel(arch, 3, fp16=True) == activation_bytes_per_pixel(arch, 3) / 2
+    # space_to_depth 2: the pyramid starts at half resolution, so windows align to twice the
+    # factor, the receptive field doubles and the body's activations per pixel shrink.
+    full = preset_spec("tiny", task="denoise", num_scales=3).arch
+    half = full.replace(space_to_depth=2)
+    assert pyramid_alignment(half, 3) == 2 * pyramid_alignment(full, 3) == 8
+    assert aligned_levels(half, 3) == aligned_levels(full, 3) == 3
+    assert receptive_field_bound(half, 3) == 2 * receptive_field_bound(full, 3)
+    assert activation_bytes_per_pixel(half, 3) < activation_bytes_per_pixel(full, 3) / 2
 
 
 def test_alignment_is_capped_for_deep_pyramids() -> None:
@@ -178,8 +191,9 @@ def test_rectangular_tiles_restore_like_the_whole_image(engines) -> None:
 # -- receptive field ---------------------------------------------------------------------------
 
 
-def test_measured_receptive_field_is_what_tiles_need(engines) -> None:
-    eng = engines["denoise"]
+@pytest.mark.parametrize("task", ["denoise", "denoise-half"])
+def test_measured_receptive_field_is_what_tiles_need(engines, task: str) -> None:
+    eng = engines[task]
     rf = measure_receptive_field(eng)
     assert rf.measured and not rf.saturated
     assert 4 < rf.radius < receptive_field_bound(eng.spec.arch, eng.num_scales)
@@ -203,7 +217,7 @@ def _seam_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return float((diff <= 1).mean()), int(diff.max())
 
 
-@pytest.mark.parametrize("task", ["sr", "denoise", "deblock"])
+@pytest.mark.parametrize("task", ["sr", "denoise", "deblock", "denoise-half"])
 @pytest.mark.parametrize("photo", ["chelsea", "coffee"])
 def test_tiled_matches_whole_image_on_photos(engines, task: str, photo: str) -> None:
     """Tile 64 (windows down to 64 + overlap) vs the whole image, uint8: >= 99.9% of pixels

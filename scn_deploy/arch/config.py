@@ -47,6 +47,11 @@ class SCNConfig:
         cond_channels: 0, or 1 for an extra input channel carrying a noise-level / quality
             map (FFDNet-style conditioning: one network serves every level).
         image_mean: subtracted from the [0, 1] input before the network, added back after.
+        space_to_depth: 1, or a factor f (2, 4) for restoration networks: the body runs on the
+            pixel-unshuffled image (f*f times the channels at 1/f the height and width, the
+            conditioning map averaged to that resolution) and its residual is pixel-shuffled
+            back, FFDNet-style: about 1/f**2 of the body's compute. Inputs are replicate-padded
+            to a multiple of f and the padding cropped. Written to model files only when > 1.
     """
 
     num_blocks: int = 8
@@ -63,6 +68,7 @@ class SCNConfig:
     upscale: int = 1
     cond_channels: int = 0
     image_mean: float = 0.5
+    space_to_depth: int = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -127,12 +133,19 @@ class SCNConfig:
             raise bad("a restoration network (upscale=1) needs in_channels == out_channels")
         if self.cond_channels not in (0, 1):
             raise bad(f"cond_channels must be 0 or 1, got {self.cond_channels}")
+        if self.space_to_depth not in (1, 2, 4):
+            raise bad(f"space_to_depth must be 1, 2 or 4, got {self.space_to_depth}")
+        if self.space_to_depth > 1 and self.upscale != 1:
+            raise bad("space_to_depth is for restoration networks (upscale 1)")
 
     def replace(self, **changes: Any) -> SCNConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.space_to_depth == 1:  # files written before the option stay byte-identical
+            del data["space_to_depth"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SCNConfig:

@@ -17,12 +17,22 @@ class Preset:
     width_multiplier: float
     note: str
     boundary: str = "replicate"
+    space_to_depth: int = 1
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(2, 12, 2.0, "tests and smoke runs (< 50k parameters)"),
     "fast": Preset(
         4, 16, 4.0, "the fast tier: 1/8 of small's compute, zero boundary", boundary="zero"
+    ),
+    "half": Preset(
+        8,
+        32,
+        4.0,
+        "the fast restoration tier: small's body at half resolution (space_to_depth 2), "
+        "zero boundary; denoise/deblock only",
+        boundary="zero",
+        space_to_depth=2,
     ),
     "small": Preset(8, 32, 4.0, "the paper's setting for most experiments; the CPU default"),
     "base": Preset(16, 32, 4.0, "the reference code's default (WDSR x2 size: 1,190,100 params)"),
@@ -62,6 +72,8 @@ def preset_config(
     if task == "sr" and conditioned:
         raise ConfigError("super-resolution models are not conditioned")
     p = PRESETS[preset]
+    if task == "sr" and p.space_to_depth > 1:
+        raise ConfigError(f"preset {preset!r} is for denoise/deblock models")
     fields: dict[str, object] = {
         "num_blocks": p.num_blocks,
         "num_features": p.num_features,
@@ -74,6 +86,8 @@ def preset_config(
         "upscale": scale if task == "sr" else 1,
         "cond_channels": 1 if conditioned else 0,
     }
+    if p.space_to_depth > 1:
+        fields["space_to_depth"] = p.space_to_depth
     fields.update(overrides)
     return SCNConfig(**fields)  # type: ignore[arg-type]
 

@@ -12,6 +12,10 @@ Data flow of `SCN.forward` for an input image x in [0, 1]:
     sr:      pixel_shuffle(prediction + 5x5 conv(x - mean)) + mean
     restore: x + prediction (a residual on the input)
 
+With `space_to_depth` f > 1 (restoration only) the head reads pixel_unshuffle(x - mean, f)
+(and the conditioning map average-pooled by f), the body runs at 1/f of the resolution and the
+tail's f*f*C channels are pixel-shuffled back into the residual.
+
 Pyramid sizes come from the actual input size by exact integer arithmetic
 (size_{s+1} = ceil(size_s * ratio), never zero), so any input >= 1x1 runs with any number of
 scales (1..12) and the graph stays symbolic in height and width for ONNX export.
@@ -213,8 +217,9 @@ class SCN(nn.Module):
         self.eval_scales = cfg.num_scales
         self.prune_scales = True
         wn = cfg.weight_norm
-        in_total = cfg.in_channels + cfg.cond_channels
-        out_total = cfg.out_channels * cfg.upscale**2
+        f = cfg.space_to_depth
+        in_total = cfg.in_channels * f * f + cfg.cond_channels
+        out_total = cfg.out_channels * (cfg.upscale * f) ** 2
         self.ratio = cfg.ratio_fraction
         self.resampler = Resampler(
             "avgpool" if cfg.resample == "conv" else cfg.resample, cfg.integer_step
@@ -229,6 +234,7 @@ class SCN(nn.Module):
             _conv(in_total, out_total, 5, weight_norm=wn, gain=1.0) if cfg.upscale > 1 else None
         )
         self.shuffle = nn.PixelShuffle(cfg.upscale) if cfg.upscale > 1 else None
+        self.unfold = f if f > 1 else None
 
     def check_scales(self, num_scales: int) -> None:
         if not 1 <= num_scales <= MAX_EVAL_SCALES:
@@ -268,12 +274,19 @@ class SCN(nn.Module):
         if num_scales is not None:
             self.check_scales(n)
         inp = x - cfg.image_mean
+        f = self.unfold
+        if f is not None:
+            height, width = x.shape[-2], x.shape[-1]
+            inp = F.pixel_unshuffle(_pad_to_multiple(inp, f), f)
         if cfg.cond_channels:
             if cond is None:
                 raise ConfigError("this model is conditioned: pass a conditioning map")
-            inp = torch.cat([inp, cond.to(inp.dtype)], dim=1)
+            cond = cond.to(inp.dtype)
+            if f is not None:
+                cond = F.avg_pool2d(_pad_to_multiple(cond, f), f)
+            inp = torch.cat([inp, cond], dim=1)
         feat = self.head(inp)
-        sizes = pyramid_sizes(x.shape[-2], x.shape[-1], self.effective_scales(n), self.ratio)
+        sizes = pyramid_sizes(inp.shape[-2], inp.shape[-1], self.effective_scales(n), self.ratio)
         pyramid = self.build_pyramid(feat, sizes)
         for block in self.blocks:
             pyramid = block(pyramid, sizes)
@@ -281,6 +294,8 @@ class SCN(nn.Module):
         if self.shuffle is not None:
             assert self.skip is not None
             return self.shuffle(out + self.skip(inp)) + cfg.image_mean
+        if f is not None:
+            out = F.pixel_shuffle(out, f)[..., :height, :width]
         return x + out
 
 
@@ -340,6 +355,7 @@ def flops_per_output_megapixel(
             for m in model.modules()
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
         ]
+        size = size * cfg.space_to_depth
         x = torch.empty(1, cfg.in_channels, size, size)
         cond = torch.empty(1, 1, size, size) if cfg.cond_channels else None
         with torch.no_grad():

@@ -32,6 +32,7 @@ from scn_deploy.cli.restoring import (
     PrecisionOpt,
     Quiet,
     Recursive,
+    RestorationFast,
     Scales,
     Suffix,
     Tile,
@@ -82,9 +83,10 @@ def deblock(
     address: Address = None,
     num_gpus: NumGpus = 0.0,
     actors: Actors = None,
+    fast: RestorationFast = False,
 ) -> None:
     """Remove JPEG blocking and ringing with an SCN deblocking model."""
-    path, spec = load_spec(model, "deblock", 1, quiet=quiet)
+    path, spec = load_spec(model, "deblock", 1, quiet=quiet, fast=fast)
     level = check_level(spec, quality, "--quality")
     common = Common.pick(locals())
     execute(common, task="deblock", model_path=path, level=level)

@@ -32,6 +32,7 @@ from scn_deploy.cli.restoring import (
     PrecisionOpt,
     Quiet,
     Recursive,
+    RestorationFast,
     Scales,
     Suffix,
     Tile,
@@ -83,9 +84,10 @@ def denoise(
     address: Address = None,
     num_gpus: NumGpus = 0.0,
     actors: Actors = None,
+    fast: RestorationFast = False,
 ) -> None:
     """Remove Gaussian noise of a given sigma with an SCN denoising model."""
-    path, spec = load_spec(model, "denoise", 1, quiet=quiet)
+    path, spec = load_spec(model, "denoise", 1, quiet=quiet, fast=fast)
     level = check_level(spec, sigma, "--sigma")
     common = Common.pick(locals())
     execute(common, task="denoise", model_path=path, level=level)

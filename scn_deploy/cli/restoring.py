@@ -178,6 +178,15 @@ AsJson = Annotated[
 Quiet = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or per-file lines; errors only.")
 ]
+RestorationFast = Annotated[
+    bool,
+    typer.Option(
+        "--fast",
+        help="Use the fast tier's model: the default model's body at half resolution "
+        "(denoise-fast / deblock-fast, their -gray-fast variants for gray images; about 1/4 of "
+        "the compute, see `scn models`). Not with --model.",
+    ),
+]
 MaxPixels = Annotated[
     int,
     typer.Option(
@@ -251,6 +260,7 @@ class Common:
     address: str | None
     num_gpus: float
     actors: int | None
+    fast: bool
 
     @classmethod
     def pick(cls, values: dict[str, object]) -> Common:
@@ -316,12 +326,15 @@ def load_spec(
     return path, spec
 
 
-def gray_companion(model: str | None, task: str, model_path: Path) -> Path | None:
-    """The zoo's gray variant to serve gray inputs beside the zoo's colour default, if any."""
+def gray_companion(
+    model: str | None, task: str, model_path: Path, *, fast: bool = False
+) -> Path | None:
+    """The zoo's gray variant (of the fast tier with ``fast``) to serve gray inputs beside the
+    zoo's colour default, if any."""
     from scn_deploy.modelfile import read_spec
-    from scn_deploy.zoo import DEFAULT_NAMES, zoo_path
+    from scn_deploy.zoo import DEFAULT_NAMES, FAST_NAMES, zoo_path
 
-    name = DEFAULT_NAMES.get((task, 1, True))
+    name = (FAST_NAMES if fast else DEFAULT_NAMES).get((task, 1, True))
     if model is not None or name is None or not zoo_path(name).exists():
         return None
     return zoo_path(name) if read_spec(model_path).channels == 3 else None
@@ -440,7 +453,7 @@ def execute(
         task=task,
         inputs=common.inputs,
         model=model_path,
-        gray_model=gray_companion(common.model, task, model_path),
+        gray_model=gray_companion(common.model, task, model_path, fast=common.fast),
         jpeg_model=jpeg_model,
         out=common.out,
         engine=common.engine.value,
