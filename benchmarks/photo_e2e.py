@@ -9,12 +9,13 @@ fresh process whose peak RSS is recorded:
   the tile shape and the receptive field is measured, both then cached) and "warm" (what
   every later run costs),
 - `scn upscale PHOTO --scale 2` as it is by default for a JPEG: deblocked first (warm),
-- `scn denoise PHOTO --sigma 25`,
+- `scn denoise PHOTO --sigma 25` and `scn denoise PHOTO --sigma 25 --fast` (the fast tier),
+  each cold then warm,
 - `scn bench` on the engine and precision that the upscale used,
 
 and reports output MP/s, the ratio of the upscale to the bench, and peak RSS.
 
-    python benchmarks/photo_e2e.py [--precision int8 ...] [--json-file FILE]
+    python benchmarks/photo_e2e.py [--precision int8 ...] [--only denoise] [--json-file FILE]
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", action="append", default=[], help="also this precision")
     parser.add_argument("--json-file", type=Path, help="write the results here")
+    parser.add_argument(
+        "--only", choices=["upscale", "denoise"], help="run only these rows (default: all)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +98,7 @@ def main() -> int:
         out_mp = HEIGHT * WIDTH * 4 / 1e6
         cache = f"{tmp}/cache"  # empty at first: the first run compiles and measures
         runs = [(p, state) for p in [None, *args.precision] for state in ("cold", "warm")]
-        for precision, state in runs:
+        for precision, state in runs if args.only in (None, "upscale") else []:
             extra = ["--deblock", "off"]
             extra += [] if precision is None else ["--precision", precision]
             upscale = ["upscale", str(photo), "--scale", "2", "-o", f"{tmp}/up.png", *extra]
@@ -116,32 +120,37 @@ def main() -> int:
                     "peak_rss_mb": rss,
                 }
             )
-        upscale = ["upscale", str(photo), "--scale", "2", "-o", f"{tmp}/up.png"]
-        summary, rss = run_child([*upscale, "--overwrite", "--quiet"], cache)
-        rows.append(
-            {
-                "command": "scn upscale PHOTO --scale 2",
-                "cache": "warm",
-                "engine": summary["engine"],
-                "precision": summary["precision"],
-                "seconds": summary["seconds"],
-                "mp_per_s": out_mp / summary["seconds"],
-                "deblocked": summary["deblocked"],
-                "peak_rss_mb": rss,
-            }
-        )
-        denoise = ["denoise", str(photo), "--sigma", "25", "-o", f"{tmp}/dn.png"]
-        summary, rss = run_child([*denoise, "--overwrite", "--quiet"], cache)
-        rows.append(
-            {
-                "command": "scn denoise PHOTO --sigma 25",
-                "engine": summary["engine"],
-                "precision": summary["precision"],
-                "seconds": summary["seconds"],
-                "mp_per_s": HEIGHT * WIDTH / 1e6 / summary["seconds"],
-                "peak_rss_mb": rss,
-            }
-        )
+        if args.only in (None, "upscale"):
+            upscale = ["upscale", str(photo), "--scale", "2", "-o", f"{tmp}/up.png"]
+            summary, rss = run_child([*upscale, "--overwrite", "--quiet"], cache)
+            rows.append(
+                {
+                    "command": "scn upscale PHOTO --scale 2",
+                    "cache": "warm",
+                    "engine": summary["engine"],
+                    "precision": summary["precision"],
+                    "seconds": summary["seconds"],
+                    "mp_per_s": out_mp / summary["seconds"],
+                    "deblocked": summary["deblocked"],
+                    "peak_rss_mb": rss,
+                }
+            )
+        tiers = [[], ["--fast"]] if args.only in (None, "denoise") else []
+        for extra, state in [(extra, state) for extra in tiers for state in ("cold", "warm")]:
+            denoise = ["denoise", str(photo), "--sigma", "25", "-o", f"{tmp}/dn.png", *extra]
+            summary, rss = run_child([*denoise, "--overwrite", "--quiet"], cache)
+            rows.append(
+                {
+                    "command": " ".join(["scn denoise PHOTO --sigma 25", *extra]),
+                    "cache": state,
+                    "model": summary["model_name"],
+                    "engine": summary["engine"],
+                    "precision": summary["precision"],
+                    "seconds": summary["seconds"],
+                    "mp_per_s": HEIGHT * WIDTH / 1e6 / summary["seconds"],
+                    "peak_rss_mb": rss,
+                }
+            )
     doc = {"photo": f"{WIDTH}x{HEIGHT} JPEG q90, {source}", "cpu": cpu_description()}
     doc["rows"] = rows
     print(json.dumps(doc, indent=2))

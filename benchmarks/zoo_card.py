@@ -155,9 +155,15 @@ def main() -> int:
         "|---|---|",
         f"| task | {spec.describe()} |",
         f"| preset | {spec.preset} ({arch.num_blocks} blocks, {arch.num_features} features, "
-        f"x{arch.width_multiplier:g} width) |",
+        f"x{arch.width_multiplier:g} width"
+        + (
+            f"; body at 1/{arch.space_to_depth} resolution (space_to_depth {arch.space_to_depth})"
+            if arch.space_to_depth > 1
+            else ""
+        )
+        + ") |",
         f"| pyramid | {arch.num_scales} scales trained, ratio {arch.ratio_fraction}, scale "
-        f"kernel {arch.scale_kernel}, {arch.resample} resampling |",
+        f"kernel {arch.scale_kernel}, {arch.resample} resampling, {arch.boundary} boundary |",
         f"| channels | {arch.in_channels} in / {arch.out_channels} out |",
         f"| parameters | {summary.params:,} |",
         f"| conv GFLOP per output MP | {summary.flops_per_mp / 1e9:,.0f} |"

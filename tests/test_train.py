@@ -552,3 +552,32 @@ def test_sr_trains_on_given_degraded_inputs(tmp_path: Path, images: Path) -> Non
         Trainer(_cfg(tmp_path / "run3", images, steps=2, inputs=[str(flat)]))
     with pytest.raises(ConfigError, match="--task sr"):
         _cfg(tmp_path / "run4", images, task="denoise", sigma=25.0, inputs=[str(flat)])
+
+
+@pytest.mark.parametrize("space_to_depth", [1, 2])
+def test_colour_model_starts_as_the_gray_model(tmp_path: Path, space_to_depth: int) -> None:
+    """--init with a gray restoration model fills a colour one completely: on a gray image
+    given as RGB it computes the gray model's result in every channel."""
+    from scn_deploy.arch import preset_spec
+    from scn_deploy.arch.scn import build_network
+    from scn_deploy.modelfile import save_model
+    from scn_deploy.train.init import init_from
+
+    gray = preset_spec(
+        "tiny", task="denoise", channels=1, level_range=(0.0, 75.0), space_to_depth=space_to_depth
+    )
+    torch.manual_seed(0)
+    source = build_network(gray.arch).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = save_model(tmp_path / "gray.safetensors", source, gray)
+    colour = build_network(gray.arch.replace(in_channels=3, out_channels=3)).eval()
+    assert init_from(colour, str(path)) == []  # every tensor comes from the gray model
+    y = torch.rand(2, 1, 21, 30)
+    cond = torch.full((2, 1, 21, 30), 0.1)
+    with torch.no_grad():
+        expected = source(y, cond)
+        got = colour(y.expand(-1, 3, -1, -1), cond)
+    assert (got - expected.expand(-1, 3, -1, -1)).abs().max() < 1e-5
+    assert (expected - y).abs().max() > 1e-3  # the network does something

@@ -22,9 +22,9 @@ from scn_deploy.arch.presets import preset_config
 from scn_deploy.arch.scn import SCN, build_network
 from scn_deploy.atomic import atomic_write
 from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, jpeg_compress
-from scn_deploy.errors import ConfigError, DataError, ModelFileError
+from scn_deploy.errors import ConfigError, DataError
 from scn_deploy.metrics import psnr
-from scn_deploy.modelfile import load_state, save_model
+from scn_deploy.modelfile import save_model
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import (
     Batch,
@@ -34,6 +34,12 @@ from scn_deploy.train.data import (
     collect_files,
     given_inputs,
     load_bank,
+)
+from scn_deploy.train.init import (
+    fresh_blocks,
+    init_from,
+    start_as_identity,
+    start_blocks_as_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -86,67 +92,6 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
         level_range=cfg.level_range,
         version=__version__,
     )
-
-
-def init_from(model: SCN, path: str) -> list[str]:
-    """Copy every same-named, same-shaped tensor from a model file (e.g. x3 from an x2 body)."""
-    state, _ = load_state(path)
-    own = model.state_dict()
-    taken = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not taken:
-        raise ModelFileError(f"{path}: no weights match this architecture")
-    model.load_state_dict(taken, strict=False)
-    return sorted(set(own) - set(taken))
-
-
-def start_as_identity(model: SCN) -> None:
-    """Zero the tail of a restoration network so that it starts as output = input.
-
-    With the architecture's unit-gain tail, an untrained restoration SCN adds a residual of
-    RMS ~6 (in [0, 1] units: the pyramid sums grow the features through the blocks); the
-    first Adam steps then blow the loss up to 20-30 before it recovers. Starting from the
-    identity (ReZero / Fixup style) trains from the degraded input's PSNR instead. With weight
-    norm only the gain g is zeroed: g gets a gradient at once, the direction v from step 2.
-    """
-    if model.shuffle is not None:
-        raise ConfigError("start_as_identity is for restoration networks (no upscaling)")
-    _zero_conv(model.tail)
-
-
-def _zero_conv(conv: torch.nn.Module) -> None:
-    """Make a convolution output zero: its weight (with weight norm, the gain g) and bias."""
-    with torch.no_grad():
-        if hasattr(conv, "parametrizations"):
-            conv.parametrizations.weight.original0.zero_()
-        else:
-            conv.weight.zero_()
-        conv.bias.zero_()
-
-
-def fresh_blocks(model: SCN, fresh: list[str]) -> list[int]:
-    """Residual blocks that an init file did not cover at all, when it covered others.
-
-    These are the blocks a deeper network has beyond the shallower model it starts from.
-    Empty when every block is fresh (nothing was copied into the body) or none is.
-    """
-    fresh_set = set(fresh)
-    names = list(model.state_dict())
-    blocks = range(len(model.blocks))
-    new = [i for i in blocks if all(n in fresh_set for n in names if n.startswith(f"blocks.{i}."))]
-    return new if len(new) < len(blocks) else []
-
-
-def start_blocks_as_identity(model: SCN, blocks: list[int]) -> None:
-    """Zero the last body convolution of the given residual blocks: each adds nothing.
-
-    Used when a deeper network starts from a shallower one's weights (e.g. `base` from a
-    trained `small`, Net2DeeperNet style): the copied blocks keep their function and the new
-    ones start as identities, so training begins at the shallower model's quality instead of
-    behind it. The body's residual is zero, so the scale-wise convolution over it is zero too
-    (its 1x1 convolutions have zero bias). With weight norm only the gain g is zeroed.
-    """
-    for i in blocks:
-        _zero_conv(model.blocks[i].body[-1])
 
 
 def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
