@@ -1,6 +1,6 @@
 """How far tiled output drifts from whole-image output when the pyramid alignment is capped.
 
-`scn_deploy.tiling.MAX_ALIGNMENT` caps the window alignment (729 px for ratio 2/3, where 8 or 9
+`scn_deploy.arch.facts.MAX_ALIGNMENT` caps the window alignment (729 px for ratio 2/3, where 8 or 9
 scales would need 2,187 or 6,561 px), so the coarsest levels of a deep pyramid are no longer
 shared exactly between tiles and the whole image. This runs a model on a photo (scikit-image's
 astronaut, tiled with `np.tile` up to the requested size) whole and tiled, with the cap lowered
@@ -19,6 +19,7 @@ import numpy as np
 from skimage import data
 
 from scn_deploy import tiling
+from scn_deploy.arch import facts
 from scn_deploy.engines import load_engine
 
 
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, required=True, help="context per side (px)")
     args = parser.parse_args()
 
-    tiling.MAX_ALIGNMENT = args.cap
+    facts.MAX_ALIGNMENT = args.cap
     engine = load_engine(args.model, num_scales=args.scales)
     arch = engine.spec.arch
     photo = data.astronaut()
@@ -44,9 +45,9 @@ def main() -> None:
         engine, args.size, args.size, tile=args.tile, overlap=args.overlap
     )
     print(
-        f"levels {tiling.effective_levels(arch, args.scales)}, alignment "
-        f"{tiling.pyramid_alignment(arch, args.scales)} px (cap {args.cap}), exact levels "
-        f"{tiling.aligned_levels(arch, args.scales)}; receptive field {rf.describe()}; "
+        f"levels {facts.effective_levels(arch, args.scales)}, alignment "
+        f"{facts.pyramid_alignment(arch, args.scales)} px (cap {args.cap}), exact levels "
+        f"{facts.aligned_levels(arch, args.scales)}; receptive field {rf.describe()}; "
         f"{plan.describe()}"
     )
     whole = tiling.run_tiled(engine, x, tile=0)

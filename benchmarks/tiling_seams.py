@@ -24,11 +24,12 @@ import torch
 from skimage import data
 
 from scn_deploy.arch import preset_spec
+from scn_deploy.arch.facts import receptive_field_bound
 from scn_deploy.arch.scn import build_network
 from scn_deploy.engines import load_engine
 from scn_deploy.modelfile import save_model
 from scn_deploy.restore import RestoreOptions, Restorer
-from scn_deploy.tiling import default_overlap, receptive_field, receptive_field_bound
+from scn_deploy.tiling import default_overlap, receptive_field
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "camera")
 

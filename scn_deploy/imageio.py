@@ -18,7 +18,10 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -181,8 +184,28 @@ PNG_COMPRESS_LEVEL = 1
 OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}
 
 # Pillow refuses images above ~179 MP by itself (a decompression-bomb guard); `probe_image`
-# enforces the caller's own `max_pixels` on the header instead.
-Image.MAX_IMAGE_PIXELS = None
+# enforces the caller's own `max_pixels` on the header instead, so Pillow's guard is lifted
+# while a file is opened here (and only then: the process's own setting is left alone).
+_pillow_guard_lock = threading.Lock()
+_pillow_guard_users = 0
+_pillow_guard_saved: int | None = None
+
+
+@contextmanager
+def _without_pillow_pixel_limit() -> Iterator[None]:
+    global _pillow_guard_users, _pillow_guard_saved
+    with _pillow_guard_lock:
+        if _pillow_guard_users == 0:
+            _pillow_guard_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _pillow_guard_users += 1
+    try:
+        yield
+    finally:
+        with _pillow_guard_lock:
+            _pillow_guard_users -= 1
+            if _pillow_guard_users == 0:
+                Image.MAX_IMAGE_PIXELS = _pillow_guard_saved
 
 _EXIF_ORIENTATION = 0x0112
 _ICC_SPACES = {b"RGB ": "RGB", b"GRAY": "gray", b"CMYK": "CMYK", b"Lab ": "Lab"}
@@ -224,14 +247,6 @@ class Picture:
     format: str = ""
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def bit_depth(self) -> int:
-        return 16 if self.pixels.dtype == np.uint16 else 8
-
-    @property
-    def is_gray(self) -> bool:
-        return self.pixels.ndim == 2
-
 
 def _icc_space(profile: bytes) -> str:
     return _ICC_SPACES.get(bytes(profile[16:20]), "unknown")
@@ -245,7 +260,8 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
     try:
-        return Image.open(path)
+        with _without_pillow_pixel_limit():
+            return Image.open(path)
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image in a supported format") from None
     except OSError as exc:

@@ -19,7 +19,7 @@ import math
 import cv2
 import numpy as np
 
-__all__ = ["psnr", "psnr_float", "psnr_rgb", "rgb_to_y", "ssim"]
+__all__ = ["psnr", "psnr_float", "rgb_to_y", "ssim"]
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64)
 
@@ -98,11 +98,6 @@ def psnr(
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(255.0**2 / mse)
-
-
-def psnr_rgb(restored: np.ndarray, reference: np.ndarray, crop_border: int = 0) -> float:
-    """PSNR over all RGB channels: ``psnr(restored, reference, crop_border, y_channel=False)``."""
-    return psnr(restored, reference, crop_border=crop_border, y_channel=False)
 
 
 def psnr_float(

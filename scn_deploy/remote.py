@@ -40,10 +40,6 @@ def _fs(url: str):
         raise ConfigError(f"{url}: cannot open this location ({exc})") from exc
 
 
-def _join(url: str, *parts: str) -> str:
-    return "/".join([url.rstrip("/"), *[p.strip("/") for p in parts if p]])
-
-
 @dataclass
 class RemoteItem:
     source: str  # URL of the input

@@ -24,7 +24,6 @@ from scn_deploy.tiling import (
     TileSize,
     auto_tile,
     default_overlap,
-    run_tiled,
     run_tiles,
 )
 
@@ -168,25 +167,6 @@ class Restorer:
         return TilePlanner.for_engine(
             self.engine, height, width, tile=tile, overlap=self.options.tile_overlap
         )
-
-    def _run(self, x: np.ndarray, level: float | None) -> np.ndarray:
-        """NCHW float32 -> NCHW float32 through the engine (tiled when the options say so)."""
-        opts = self.options
-        return run_tiled(
-            self.engine,
-            x,
-            level_map=self._level_map,
-            level=level,
-            tile=self.tile_size(*x.shape[-2:]),
-            overlap=opts.tile_overlap,
-            batch=opts.batch,
-            tta=opts.tta,
-        )
-
-    def restore_nchw(self, x: np.ndarray, level: float | None = None) -> np.ndarray:
-        """Restore an NCHW float32 batch whose C matches the model; output not clamped."""
-        self.check_level(level)
-        return self._run(x, level)
 
     def restore(
         self,

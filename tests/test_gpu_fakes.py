@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from scn_deploy.arch.facts import pyramid_alignment, receptive_field_bound
 from scn_deploy.engines.base import Engine
 from scn_deploy.errors import ConfigError
 from scn_deploy.exporting.cache import export_dir
@@ -20,7 +21,6 @@ from scn_deploy.exporting.tensorrt_build import (
 )
 from scn_deploy.modelfile import read_spec
 from scn_deploy.restore import RestoreOptions, Restorer
-from scn_deploy.tiling import pyramid_alignment, receptive_field_bound
 from scn_deploy.zoo import zoo_path
 
 

@@ -143,6 +143,20 @@ def test_max_pixels_refused_before_decoding(tmp_path: Path) -> None:
         load_image(path, max_pixels=None)  # without the limit it tries, and fails to decode
 
 
+def test_pillow_limit_is_ours_only_while_reading(tmp_path: Path, monkeypatch) -> None:
+    """Importing or reading leaves the process's Pillow guard as it was; our own --max-pixels
+    replaces it while a file is opened (a 1.2 GP header: Pillow alone would refuse it)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    path = tmp_path / "big.png"
+    _png_header_only(path, 40000, 30000)
+    assert probe_image(path, max_pixels=None).width == 40000
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(small)
+    assert load_image(small).pixels.shape == (64, 64)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
 def test_animated_gives_the_first_frame(tmp_path: Path) -> None:
     frames = [Image.fromarray(np.full((4, 4, 3), v, np.uint8)) for v in (10, 200, 90)]
     frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:])

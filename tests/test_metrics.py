@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scn_deploy.metrics import psnr, psnr_float, psnr_rgb, rgb_to_y, ssim
+from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
 
 C1 = (0.01 * 255) ** 2
 C2 = (0.03 * 255) ** 2
@@ -49,7 +49,7 @@ def test_y_is_not_rounded_and_gray_passes_through() -> None:
 def test_psnr_identical_is_inf() -> None:
     img = _textured((20, 20, 3))
     assert psnr(img, img) == math.inf
-    assert psnr_rgb(img, img) == math.inf
+    assert psnr(img, img, y_channel=False) == math.inf
     assert ssim(img, img) == pytest.approx(1.0, abs=1e-12)
 
 
@@ -64,8 +64,9 @@ def test_psnr_constant_offset_gray_rgb_and_y() -> None:
     ref = _textured((24, 24, 3))
     out = ref + np.uint8(10)
     # all channels: MSE = 100
-    assert psnr_rgb(out, ref) == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-12)
-    assert psnr(out, ref, y_channel=False) == psnr_rgb(out, ref)
+    assert psnr(out, ref, y_channel=False) == pytest.approx(
+        10 * math.log10(255**2 / 100), abs=1e-12
+    )
     # Y channel: the offset becomes 10 * (65.481 + 128.553 + 24.966) / 255 = 10 * 219 / 255
     dy = 10 * 219 / 255
     assert psnr(out, ref) == pytest.approx(20 * math.log10(255 / dy), abs=1e-9)

@@ -12,19 +12,21 @@ torch = pytest.importorskip("torch")
 from skimage import data  # noqa: E402
 
 from scn_deploy.arch import preset_spec  # noqa: E402
+from scn_deploy.arch.facts import (  # noqa: E402
+    activation_bytes_per_pixel,
+    aligned_levels,
+    pyramid_alignment,
+    receptive_field_bound,
+)
 from scn_deploy.arch.scn import build_network  # noqa: E402
 from scn_deploy.engines import load_engine  # noqa: E402
 from scn_deploy.modelfile import save_model  # noqa: E402
 from scn_deploy.restore import RestoreOptions, Restorer  # noqa: E402
 from scn_deploy.tiling import (  # noqa: E402
     TilePlanner,
-    activation_bytes_per_pixel,
-    aligned_levels,
     auto_tile,
     default_overlap,
     measure_receptive_field,
-    pyramid_alignment,
-    receptive_field_bound,
     run_tiled,
 )
 
@@ -134,7 +136,7 @@ def test_whole_image_is_padded_to_the_capped_alignment(tmp_path: Path, monkeypat
     infer = eng.infer
     eng.infer = lambda x, level=None: seen.append(x.shape) or infer(x, level)
     exact = run_tiled(eng, x, tile=0)
-    monkeypatch.setattr("scn_deploy.tiling.MAX_ALIGNMENT", 3)
+    monkeypatch.setattr("scn_deploy.arch.facts.MAX_ALIGNMENT", 3)
     capped = run_tiled(eng, x, tile=0)
     assert [s[-2:] for s in seen] == [(108, 108), (102, 102)]  # 9- then 3-px alignment
     assert exact.shape == capped.shape == (1, 3, 200, 200)

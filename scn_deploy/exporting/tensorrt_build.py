@@ -87,7 +87,7 @@ class TrtProfile:
 def profile_for(spec, num_scales: int, *, batch: int, tile: int) -> TrtProfile:
     """The profile `--engine tensorrt` and `scn export --trt` both build (one cache key):
     `tile` plus the architecture's receptive-field bound, rounded to the model's alignment."""
-    from scn_deploy.tiling import pyramid_alignment, receptive_field_bound
+    from scn_deploy.arch.facts import pyramid_alignment, receptive_field_bound
 
     align = pyramid_alignment(spec.arch, num_scales)
     bound = receptive_field_bound(spec.arch, num_scales) + 2

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from scn_deploy.degrade import bicubic_degrade, jpeg_compress
+from scn_deploy.dihedral import dihedral
 from scn_deploy.errors import DataError, ImageReadError
 from scn_deploy.imageio import list_images, read_image
 
@@ -122,13 +123,6 @@ def given_inputs(folder: str | Path, names: list[str], shapes: list[tuple[int, .
     return found
 
 
-def dihedral(img: np.ndarray, k: int) -> np.ndarray:
-    """One of the 8 flips/90-degree rotations of an HxWxC array (k in 0..7)."""
-    if k & 4:
-        img = img[:, ::-1]
-    return np.rot90(img, k & 3)
-
-
 @dataclass
 class Batch:
     """A training batch in NCHW float32 [0, 1]; `cond` is the conditioning map or None."""
@@ -201,15 +195,22 @@ class BatchMaker:
                     lr_img = self.bank.given[int(rng.integers(len(self.bank.given)))][i]
                 y = int(rng.integers(lr_img.shape[0] - p + 1))
                 x = int(rng.integers(lr_img.shape[1] - p + 1))
-                lr_patch = dihedral(lr_img[y : y + p, x : x + p], k)
-                hr_patch = dihedral(self.bank.hr[i][y * s : (y + p) * s, x * s : (x + p) * s], k)
+                lr_patch = dihedral(lr_img[y : y + p, x : x + p], k & 3, bool(k & 4), (0, 1))
+                hr_patch = dihedral(
+                    self.bank.hr[i][y * s : (y + p) * s, x * s : (x + p) * s],
+                    k & 3,
+                    bool(k & 4),
+                    (0, 1),
+                )
                 inputs[b] = lr_patch.transpose(2, 0, 1) / np.float32(255)
                 targets[b] = hr_patch.transpose(2, 0, 1) / np.float32(255)
                 continue
             img = self.bank.hr[i]
             y = int(rng.integers(img.shape[0] - p + 1))
             x = int(rng.integers(img.shape[1] - p + 1))
-            clean = np.ascontiguousarray(dihedral(img[y : y + p, x : x + p], k))
+            clean = np.ascontiguousarray(
+                dihedral(img[y : y + p, x : x + p], k & 3, bool(k & 4), (0, 1))
+            )
             level = self._level(rng)
             targets[b] = clean.transpose(2, 0, 1) / np.float32(255)
             if self.task == "denoise":
