@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scn_deploy.errors import ConfigError, ScnError
+from scn_deploy.pipeline import Reporter, Run, RunRequest, load_restorer, spec_of
 
 if TYPE_CHECKING:
     from scn_deploy.files import Job
-    from scn_deploy.pipeline import RunRequest, _Run
 
 RAY_HINT = "restoring on a Ray cluster needs Ray Data: pip install 'scn-deploy[ray]'"
 
@@ -45,6 +45,11 @@ class ClusterOptions:
     actors: int | None = None
     num_gpus: float = 0.0
     cpus_per_actor: int = 2
+    name: str = "ray"
+
+    def execute(self, state: Run, jobs: list[Job]) -> None:
+        """Run planned jobs on Ray (`pipeline.ClusterExecutor`)."""
+        execute_on_ray(state, jobs, self)
 
 
 class RestoreActor:
@@ -53,19 +58,15 @@ class RestoreActor:
     def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
         os.environ.setdefault("SCN_THREADS", str(threads))
         from scn_deploy.engines.registry import torch_available
-        from scn_deploy.pipeline import Reporter, _restorer, _Run, _spec_of
 
         if torch_available():
             import torch
 
             torch.set_num_threads(threads)
-        from scn_deploy.modelfile import read_spec
-
         self.request = request
         self.fmt = fmt
-        self.spec = _spec_of(request.model, read_spec)
-        self.restorer = _restorer(request)
-        self._run_cls, self._reporter_cls = _Run, Reporter
+        self.spec = spec_of(request.model)
+        self.restorer = load_restorer(request)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         rows: dict[str, list[Any]] = {"source": [], "output": [], "error": [], "notes": []}
@@ -82,8 +83,7 @@ class RestoreActor:
         from scn_deploy.files import Job, Source
         from scn_deploy.remote import fetch, store, url_of
 
-        state = self._run_cls(self.request, self.spec, self._reporter_cls())
-        state.fmt = self.fmt
+        state = Run(self.request, self.spec, Reporter(), fmt=self.fmt)
         if url_of(source) is None:  # a shared filesystem: read and write in place
             path = Path(source)
             state.process(self.restorer, Job(Source(path, None, Path(path.name)), Path(output)))
@@ -127,7 +127,7 @@ def _actors(options: ClusterOptions, jobs: int) -> int:
     return max(1, min(cpus // max(options.cpus_per_actor, 1), jobs))
 
 
-def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> None:
+def execute_on_ray(state: Run, jobs: list[Job], options: ClusterOptions) -> None:
     """Run planned jobs on Ray; fills `state.summary` as the local pipeline would.
 
     A job's source and output may be URLs (see `scn_deploy.remote`); their `Path` form is
@@ -178,9 +178,7 @@ def execute_on_ray(state: _Run, jobs: list[Job], options: ClusterOptions) -> Non
             if row["error"]:
                 state.fail(job.source.path, row["error"])
                 continue
-            state.summary.processed += 1
-            state.summary.outputs.append(row["output"])
-            state.reporter.file_done(job, 0.0)
+            state.record(job, row["output"], 0.0)
     except ScnError:
         raise
     except Exception as exc:  # Ray wraps actor start-up errors (e.g. an unusable model)

@@ -207,6 +207,7 @@ def _without_pillow_pixel_limit() -> Iterator[None]:
             if _pillow_guard_users == 0:
                 Image.MAX_IMAGE_PIXELS = _pillow_guard_saved
 
+
 _EXIF_ORIENTATION = 0x0112
 _ICC_SPACES = {b"RGB ": "RGB", b"GRAY": "gray", b"CMYK": "CMYK", b"Lab ": "Lab"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.modelfile import _read_header, read_spec
+from scn_deploy.modelfile import read_header, read_spec
 
 
 @dataclass
@@ -43,7 +43,7 @@ def summarize_file(path: str | os.PathLike[str], num_scales: int | None = None) 
     """Spec, parameter count (from the file's tensor shapes) and FLOPs of a model file."""
     path = Path(path)
     spec = read_spec(path)
-    header = _read_header(path)
+    header = read_header(path)
     params = sum(
         math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__"
     )

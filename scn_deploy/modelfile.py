@@ -26,7 +26,7 @@ FORMAT_TAG = "scn-deploy"
 _MAX_HEADER = 100 * 1024 * 1024
 
 
-def _read_header(path: Path) -> dict[str, Any]:
+def read_header(path: Path) -> dict[str, Any]:
     """Parse and sanity-check a safetensors header (8-byte length + JSON)."""
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
@@ -70,7 +70,7 @@ def _read_header(path: Path) -> dict[str, Any]:
 def read_spec(path: str | os.PathLike[str]) -> ModelSpec:
     """The `ModelSpec` stored in a model file, without loading the weights or torch."""
     path = Path(path)
-    meta = _read_header(path).get("__metadata__") or {}
+    meta = read_header(path).get("__metadata__") or {}
     if meta.get("format") != FORMAT_TAG or "spec" not in meta:
         raise ModelFileError(
             f"{path}: a safetensors file, but not an scn-deploy model (no scn-deploy metadata)"

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 
 import cv2
 
@@ -53,6 +53,15 @@ def default_suffix(task: str, scale: int = 1, outscale: float | None = None) -> 
     if task == "sr":
         return f"_x{outscale if outscale is not None else scale:g}"
     return {"denoise": "_denoised", "deblock": "_deblocked"}[task]
+
+
+class ClusterExecutor(Protocol):
+    """Runs a planned run's files somewhere else (`scn_deploy.cluster.ClusterOptions`: Ray):
+    each file through `Run.process`, each result reported back through `Run.record`."""
+
+    name: str
+
+    def execute(self, state: Run, jobs: list[Job]) -> None: ...
 
 
 @dataclass
@@ -108,7 +117,7 @@ class RunRequest:
     dry_run: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     deblock: str = "auto"  # sr: JPEG inputs deblocked first: "auto", "off" or a quality "Q"
-    cluster: Any = None  # a `scn_deploy.cluster.ClusterOptions`: run on Ray instead of here
+    cluster: ClusterExecutor | None = None  # run the files elsewhere (`scn_deploy.cluster`)
 
 
 @dataclass
@@ -200,9 +209,16 @@ def _error_text(path: Path, exc: BaseException) -> str:
     return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
-class _Run:
-    def __init__(self, request: RunRequest, spec: ModelSpec, reporter: Reporter) -> None:
+class Run:
+    """One run: its plan, its bookkeeping (thread-safe) and the per-file work (`process`:
+    decode, restore, encode) that the local `execute` overlaps in threads and a cluster
+    executor runs on its workers."""
+
+    def __init__(
+        self, request: RunRequest, spec: ModelSpec, reporter: Reporter, *, fmt: str = "png"
+    ) -> None:
         self.request = request
+        self.fmt = fmt
         self.spec = spec
         self.reporter = reporter
         self.summary = RunSummary(
@@ -221,7 +237,7 @@ class _Run:
         in the summary field then."""
         with self._load_lock:
             if path not in self._companions:
-                self._companions[path] = _restorer(self.request, path)
+                self._companions[path] = load_restorer(self.request, path)
                 with self.lock:
                     setattr(self.summary, summary_field, str(path))
             return self._companions[path]
@@ -327,7 +343,7 @@ class _Run:
                 )
                 plain = replace(self.request, num_scales=None, memory_budget=budget // 4)
                 self._deblocker = PreDeblocker(
-                    lambda path: _restorer(plain, path), colour=colour, gray=gray
+                    lambda path: load_restorer(plain, path), colour=colour, gray=gray
                 )
             return self._deblocker
 
@@ -406,10 +422,14 @@ class _Run:
             return
         for message in notes:
             self.note(path, message)
+        self.record(item.job, str(item.job.output), time.perf_counter() - item.started)
+
+    def record(self, job: Job, output: str, seconds: float) -> None:
+        """A file written to `output`."""
         with self.lock:
             self.summary.processed += 1
-            self.summary.outputs.append(str(item.job.output))
-        self.reporter.file_done(item.job, time.perf_counter() - item.started)
+            self.summary.outputs.append(output)
+        self.reporter.file_done(job, seconds)
 
     def process(self, restorer: Restorer, job: Job) -> None:
         """The three stages for one file, in this thread (what each Ray actor runs)."""
@@ -504,12 +524,10 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     Raises `ScnError` (ConfigError / ModelFileError) only for what stops the whole run: an
     unusable model or engine. Bad files end up in `RunSummary.failed`.
     """
-    from scn_deploy.modelfile import read_spec
-
     started = time.perf_counter()
     reporter = reporter or Reporter()
-    spec = _spec_of(request.model, read_spec)
-    state = _Run(request, spec, reporter)
+    spec = spec_of(request.model)
+    state = Run(request, spec, reporter)
     remote = _plan_remote(state)
     jobs = state.plan() if remote is None else remote
     summary = state.summary
@@ -529,14 +547,12 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         summary.seconds = time.perf_counter() - started
         return summary
     if jobs and request.cluster is not None:
-        from scn_deploy.cluster import execute_on_ray
-
-        summary.engine, summary.device = f"{request.engine} on ray", request.device
-        summary.precision = request.precision or "auto"
+        summary.engine = f"{request.engine} on {request.cluster.name}"
+        summary.device, summary.precision = request.device, request.precision or "auto"
         reporter.start(len(jobs))
-        execute_on_ray(state, jobs, request.cluster)
+        request.cluster.execute(state, jobs)
     elif jobs:  # load the engine only when there is work for it
-        restorer = _restorer(request)
+        restorer = load_restorer(request)
         eng = restorer.engine
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
         reporter.start(len(jobs))
@@ -551,7 +567,7 @@ def _url(path: Path) -> str:
     return url_of(path) or str(path)
 
 
-def _plan_remote(state: _Run) -> list[Job] | None:
+def _plan_remote(state: Run) -> list[Job] | None:
     """Jobs for URL inputs (s3://...; Ray only), None when the inputs are local paths."""
     from scn_deploy.files import Source
     from scn_deploy.remote import plan_remote, url_of
@@ -581,7 +597,10 @@ def _plan_remote(state: _Run) -> list[Job] | None:
     return jobs
 
 
-def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
+def spec_of(model: Path) -> ModelSpec:
+    """What a model file (.safetensors or .onnx) is."""
+    from scn_deploy.modelfile import read_spec
+
     if model.suffix.lower() == ".onnx":
         from scn_deploy.engines.registry import load_engine
 
@@ -589,7 +608,7 @@ def _spec_of(model: Path, read_spec: Any) -> ModelSpec:
     return read_spec(model)
 
 
-def _restorer(request: RunRequest, model: Path | None = None) -> Restorer:
+def load_restorer(request: RunRequest, model: Path | None = None) -> Restorer:
     """The request's engine and options for `model` (default: `request.model`)."""
     from scn_deploy.engines.registry import load_engine
 

@@ -44,3 +44,49 @@ def test_readme_python_example_runs_as_written(tmp_path: Path, monkeypatch) -> N
     from scn_deploy.imageio import read_image
 
     assert read_image(tmp_path / "astronaut_x2.png").shape == (512, 512, 3)
+
+
+def _package_imports() -> tuple[dict[str, set[str]], list[str]]:
+    """Every import between the package's modules (function-level ones included), and the
+    imports of another module's underscore names."""
+    import ast
+
+    root = ROOT / "scn_deploy"
+    modules = {}
+    for f in root.rglob("*.py"):
+        parts = f.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = f
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    private = []
+    for name, f in modules.items():
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scn_deploy"):
+                assert node.level == 0, f"{f}: relative import"
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    target = target if target in modules else node.module
+                    if target != name and target in modules:
+                        edges[name].add(target)
+                    private_name = alias.name.startswith("_") and not alias.name.startswith("__")
+                    if private_name and target == node.module != name:
+                        private.append(f"{name} imports {node.module}.{alias.name}")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in modules and alias.name != name:
+                        edges[name].add(alias.name)
+    return edges, private
+
+
+def test_no_import_cycles_and_no_private_imports() -> None:
+    edges, private = _package_imports()
+    assert not private
+    # A cycle exists when some module reaches itself.
+    for start in edges:
+        seen, todo = set(), list(edges[start])
+        while todo:
+            module = todo.pop()
+            assert module != start, f"{start} imports itself through {sorted(seen)}"
+            if module not in seen:
+                seen.add(module)
+                todo.extend(edges[module])

@@ -16,6 +16,10 @@ from scn_deploy.arch.config import ModelSpec
 from scn_deploy.errors import ConfigError
 
 
+class UnsupportedModel(ConfigError):
+    """A backend cannot run this model file (e.g. its precision); `auto` tries the next."""
+
+
 class Engine(ABC):
     """A loaded network ready for inference.
 

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import UnsupportedModel
+from scn_deploy.engines.base import Engine, UnsupportedModel
 from scn_deploy.errors import ConfigError, ModelFileError, ScnError
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from scn_deploy.engines.base import Engine
+from scn_deploy.engines.base import Engine, UnsupportedModel
 from scn_deploy.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -251,10 +251,6 @@ def _with_twin(engine: Engine, path: Path, num_scales: int | None) -> Engine:
         return engine  # only the quantized file is known: no fp32 twin
     engine.fp32_twin = functools.partial(_load, name, path, "cpu", num_scales, "fp32")
     return engine
-
-
-class UnsupportedModel(ConfigError):
-    """A backend cannot run this model file (e.g. its precision); `auto` tries the next."""
 
 
 def _load(
