@@ -361,13 +361,7 @@ def test_request_validation_in_the_library(colour_dir: Path) -> None:
 
 def test_tables_script_renders_methods_and_models(colour_dir: Path, tmp_path: Path) -> None:
     """benchmarks/tables.py turns eval JSON (baseline and model runs alike) into markdown."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "tables.py"
-    spec = importlib.util.spec_from_file_location("scn_tables", script)
-    assert spec is not None and spec.loader is not None
-    tables = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tables)
+    from benchmarks import tables
 
     bic = tmp_path / "bic.json"
     code, text, _ = _eval(

@@ -90,3 +90,24 @@ def test_no_import_cycles_and_no_private_imports() -> None:
             if module not in seen:
                 seen.add(module)
                 todo.extend(edges[module])
+
+
+def test_no_text_file_names_a_path_of_our_machines() -> None:
+    """Scripts, docs and results name paths relative to the checkout (runs/, the data root),
+    never a folder that exists only on the machines this was made on."""
+    machine_only = "/" + "work" + "/"  # spelled apart so that this file does not match
+    suffixes = {".py", ".md", ".json", ".toml", ".sh", ".txt", ".cfg", ".yml", ".yaml"}
+    skip = {".git", ".venv", ".venv-runtime", "venv", "runs", "wheelhouse", "__pycache__"}
+    found = []
+    for path in ROOT.rglob("*"):
+        parts = set(path.relative_to(ROOT).parts)
+        wanted = path.suffix in suffixes and path.is_file() and not parts & skip
+        if wanted and machine_only in path.read_text(errors="replace"):
+            found.append(str(path.relative_to(ROOT)))
+    assert not found
+
+
+def test_tests_import_modules_not_scripts() -> None:
+    loader = "spec_from_" + "file_location"
+    for path in (ROOT / "tests").glob("*.py"):
+        assert loader not in path.read_text(), path.name

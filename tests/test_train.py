@@ -326,7 +326,8 @@ def test_torchrun_ddp_on_cpu(tmp_path: Path, images: Path) -> None:
 
 
 def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> None:
-    """What benchmarks/colour_vs_gray.py relies on: the split depends only on files and seed."""
+    """What lab/colour-vs-gray/colour_vs_gray.py relies on: the split depends only on files
+    and seed."""
     from scn_deploy.train.data import collect_files
     from scn_deploy.train.loop import split_held_out
 
@@ -356,117 +357,6 @@ def test_val_seed_keeps_the_held_out_images_when_the_batch_seed_changes(tmp_path
     assert sorted(other.bank.names) != sorted(first.bank.names)  # seed 5 alone holds out others
     held = split_held_out(files, seed=0, count=3)[1]
     assert not set(str(f) for f in held) & set(again.bank.names)
-
-
-def _ablation_module():
-    import importlib.util
-    import sys
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation_sr.py"
-    spec = importlib.util.spec_from_file_location("scn_ablation_sr", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_ablation_runs_differ_only_in_the_pyramid(tmp_path: Path) -> None:
-    """benchmarks/ablation_sr.py: same data, seed, steps and schedule for every run; only the
-    number of scales and the ratio change. The multi-scale runs have the same parameters; the
-    single-scale one lacks only the cross-scale 1x1 convs (under 3% of them)."""
-    from scn_deploy.arch.presets import preset_config
-    from scn_deploy.arch.scn import build_network
-
-    ablation = _ablation_module()
-    pyramid = {"--num-scales", "--scale-ratio", "--arch-json", "--out"}
-
-    def common(cmd: list[str]) -> list[str]:
-        return [a for i, a in enumerate(cmd) if a not in pyramid and cmd[i - 1] not in pyramid]
-
-    commands = {r.name: ablation.train_command(r, tmp_path, 1500) for r in ablation.RUNS}
-    assert len({tuple(common(c)) for c in commands.values()}) == 1
-    shapes = {(r.num_scales, round(r.scale_ratio, 3)) for r in ablation.RUNS}
-    assert shapes == {(1, 0.5), (4, 0.5), (4, 0.667)}
-    assert commands["r12-bzero"][-2:] == ["--arch-json", '{"boundary": "zero"}']
-    params = {
-        (n, round(q, 3)): sum(
-            p.numel()
-            for p in build_network(
-                preset_config("small", task="sr", num_scales=n, scale_ratio=q)
-            ).parameters()
-        )
-        for n, q in ((r.num_scales, r.scale_ratio) for r in ablation.RUNS)
-    }
-    assert params[(4, 0.5)] == params[(4, 0.667)]
-    assert 0.97 * params[(4, 0.5)] < params[(1, 0.5)] < params[(4, 0.5)]
-
-
-def test_ablation_report_from_result_files(tmp_path: Path, monkeypatch, capsys) -> None:
-    import argparse
-    import json
-
-    ablation = _ablation_module()
-    monkeypatch.setattr(ablation, "RESULTS", tmp_path)
-
-    def result(name: str, set5: float, set14: float) -> None:
-        rows = [{"dataset": "Set5", "psnr_y": set5}, {"dataset": "Set14", "psnr_y": set14}]
-        (tmp_path / f"ablation-{name}.json").write_text(json.dumps({"results": rows}))
-
-    result("single", 36.0, 32.0)
-    result("r23", 36.25, 32.1)
-    for k in range(1, 10):
-        result(f"r23-s{k}", 30.0 + k / 2 if k < 4 else 36.25, 32.1)
-    ablation.report(argparse.Namespace(output=None, no_figure=True))
-    out = capsys.readouterr().out
-    assert "| single scale | 36.00 | 32.00 | - |" in out
-    assert "| SCN, 4 scales, ratio 2/3 | 36.25 | 32.10 | +0.25 / +0.10 |" in out
-    assert "| SCN, 4 scales, ratio 2/3, Set5 | 30.50 | 31.00 | 31.50 | 36.25 |" in out
-    assert "ratio 1/2" not in out  # runs without results are left out, not invented
-
-
-def test_ablation_longer_budget_keeps_its_own_files(tmp_path: Path, monkeypatch, capsys) -> None:
-    """A second budget (--steps 6000) writes ablation-6000-* files beside the 1,500-step ones,
-    validates every 500 steps, and its report tabulates the recorded validation curves with
-    the gap to single scale at every step."""
-    import argparse
-    import json
-
-    ablation = _ablation_module()
-    monkeypatch.setattr(ablation, "RESULTS", tmp_path)
-    run = {r.name: r for r in ablation.RUNS}
-    assert ablation.train_command(run["single"], tmp_path, 1500)[-3] == "375"  # unchanged
-    assert ablation.train_command(run["single"], tmp_path, 6000)[-3] == "500"
-    assert ablation.default_runs(1500).name == "ablation"
-    assert ablation.default_runs(6000).name == "ablation-6000"
-    outs = [o.name for _, o in ablation.eval_commands(run["r12"], tmp_path, 6000, scales=False)]
-    assert outs == ["ablation-6000-r12.json"]
-    assert len(ablation.eval_commands(run["r12"], tmp_path, 1500)) == 10  # 1..9 scales too
-
-    log = tmp_path / "log.csv"
-    log.write_text("step,loss,lr,val_psnr_y\n0,,0.001,13.1\n10,0.4,0.001,\n500,0.1,0.001,33.5\n")
-    assert ablation.validation_curve(log) == [[0, 13.1], [500, 33.5]]
-    assert ablation.validation_curve(tmp_path / "missing.csv") == []
-
-    budget = {
-        "single": {"steps": 6000, "batch": 16, "patch": 48, "train_images": 285,
-                   "seconds": 600, "device": "cpu", "command": "scn train ...",
-                   "validation": [[0, 13.1], [500, 33.5], [1000, 34.0]]},
-        "r12": {"steps": 6000, "batch": 16, "patch": 48, "train_images": 285,
-                "seconds": 600, "device": "cpu", "command": "scn train ...",
-                "validation": [[0, 9.5], [500, 32.0], [1000, 33.75]]},
-    }  # fmt: skip
-    (tmp_path / "ablation-6000-runs.json").write_text(json.dumps(budget))
-    rows = [{"dataset": "Set5", "psnr_y": 36.5}, {"dataset": "Set14", "psnr_y": 32.25}]
-    (tmp_path / "ablation-6000-single.json").write_text(json.dumps({"results": rows}))
-    (tmp_path / "ablation-single.json").write_text(json.dumps({"results": rows[:1]}))
-    ablation.report(argparse.Namespace(steps=6000, output=None, no_figure=True))
-    out = capsys.readouterr().out
-    assert "| single scale | 36.50 | 32.25 | - |" in out  # the 6,000-step file, not the other
-    assert "| run | 0 | 500 | 1,000 |" in out
-    assert "| single scale | 13.10 | 33.50 | 34.00 |" in out
-    assert "| SCN, 4 scales, ratio 1/2 | 9.50 (-3.60) | 32.00 (-1.50) | 33.75 (-0.25) |" in out
-    assert "by number of scales" not in out  # no sweep was evaluated
 
 
 def test_snapshots_every_n_steps_feed_weight_averaging(tmp_path: Path, images: Path) -> None:
