@@ -53,7 +53,7 @@ def plan(
 
     def add(data: list[str], level: list[str], who: list[str], out: str) -> None:
         folders = [a for d in data for a in ("--data", d)]
-        runs.append(["eval", *folders, "--task", spec.task, *level, *who, "--json", out])
+        runs.append(["eval", *folders, "--task", spec.task, *level, *who, "--json-file", out])
 
     if spec.task == "sr":
         add(["Set5", "Set14", "B100"], ["--scale", str(spec.scale)], model, f"{name}-model.json")

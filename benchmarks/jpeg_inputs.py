@@ -80,7 +80,7 @@ def run_evals(model: str, scale: int, qualities: list[int], data: list[str], for
                 "--jpeg",
                 str(q),
                 *who,
-                "--json",
+                "--json-file",
                 str(out.relative_to(ROOT)),
             )
 

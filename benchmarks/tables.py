@@ -1,8 +1,8 @@
-"""Turn ``scn eval --json`` files into markdown tables, with published numbers beside ours.
+"""Turn ``scn eval --json-file`` files into markdown tables, with published numbers beside ours.
 
 One table per task; one column per level (scale / sigma / quality); for every dataset one row
 per evaluated model or method, and a "published" row where the literature has numbers. Model
-results feed the same tables: evaluate with ``scn eval --model ... --json FILE`` and pass the
+results feed the same tables: evaluate with ``scn eval --model ... --json-file FILE`` and pass the
 file here; add the paper's numbers for that model to ``PUBLISHED`` to see them beside it.
 
 Usage::
@@ -152,7 +152,7 @@ REFERENCES: dict[tuple[str, str], list[tuple[str, dict[float, dict[str, float | 
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Read ``scn eval --json`` documents; raises ValueError naming a malformed file."""
+    """Read ``scn eval --json-file`` documents; raises ValueError naming a malformed file."""
     runs = []
     for p in paths:
         try:
@@ -284,7 +284,7 @@ def markdown_tables(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="+", help="scn eval --json files")
+    parser.add_argument("files", nargs="+", help="scn eval --json-file files")
     parser.add_argument("--no-published", action="store_true", help="omit the published rows")
     parser.add_argument("-o", "--out", help="write the markdown here instead of stdout")
     parser.add_argument(

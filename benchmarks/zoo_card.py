@@ -1,7 +1,7 @@
 """Write a zoo model's card (models/NAME.md) and results file (models/NAME.json).
 
 Everything in the card comes from the model file itself (architecture, training summary) and
-from `scn eval --json` files measured for it; the CPU speed is measured here.
+from `scn eval --json-file` files measured for it; the CPU speed is measured here.
 
 Usage:
     python benchmarks/zoo_card.py NAME --eval RESULT.json [--eval ...] [--note TEXT]
@@ -85,7 +85,7 @@ def cost_fields(summary, bench_path: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name")
-    parser.add_argument("--eval", nargs="+", default=[], help="scn eval --json files")
+    parser.add_argument("--eval", nargs="+", default=[], help="scn eval --json-file files")
     parser.add_argument("--command", action="append", default=[], help="commands that made them")
     parser.add_argument("--note", action="append", default=[], help="extra lines for the card")
     parser.add_argument("--time-size", type=int, default=256)

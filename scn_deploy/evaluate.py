@@ -2,9 +2,10 @@
 
 One :class:`EvalRequest` describes a run (data folders, task and level, a model or a baseline
 method); :func:`evaluate` returns an :class:`EvalResult` whose :meth:`EvalResult.to_dict` is
-the JSON that ``scn eval --json`` writes. The per-image protocol helpers (:func:`sr_pair`,
-:func:`denoise_pair`, :func:`deblock_pair`, :func:`score_uint8`, :func:`score_noisy`) are
-public so that ``benchmarks/protocol_check.py`` and other tools use exactly the same code.
+the JSON that ``scn eval --json`` prints (``--json-file``: writes). The per-image protocol
+helpers (:func:`sr_pair`, :func:`denoise_pair`, :func:`deblock_pair`, :func:`score_uint8`,
+:func:`score_noisy`) are public so that ``benchmarks/protocol_check.py`` and other tools use
+exactly the same code.
 
 Protocols (all images 8-bit; an alpha channel is dropped; 16-bit files are rejected):
 
@@ -276,7 +277,7 @@ class EvalResult:
     deblock: str | None = None  # with jpeg and a model: what was done to the JPEG LR
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``scn eval --json`` document::
+        """The ``scn eval --json`` / ``--json-file`` document::
 
         {"task", "scale" | "sigma" | "quality", "model" | "method", "scales", "tta",
          ["colour": true,] ["jpeg": Q, ["deblock": ...]] ["engine", "precision" (models only),]

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 
 def test_info_preset_json_has_published_wdsr_count() -> None:
-    res = runner.invoke(app, ["info", "--preset", "base", "--num-scales", "1", "--json"])
+    res = runner.invoke(app, ["info", "--preset", "base", "--scales", "1", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["params"] == 1_190_100

@@ -66,11 +66,11 @@ def _model(tmp_path: Path, name: str, **spec_args: object) -> Path:
 
 
 def _eval(*args: str) -> tuple[int, str, dict | None]:
-    """Run `scn eval ARGS --json tmp`; returns (exit code, all output, JSON or None)."""
+    """Run `scn eval ARGS --json-file tmp`; returns (exit code, all output, JSON or None)."""
     res = runner.invoke(app, ["eval", *args])
     doc = None
-    if "--json" in args:
-        path = Path(args[args.index("--json") + 1])
+    if "--json-file" in args:
+        path = Path(args[args.index("--json-file") + 1])
         doc = json.loads(path.read_text()) if path.exists() else None
     return res.exit_code, res.output, doc
 
@@ -82,7 +82,7 @@ def test_json_schema_and_bicubic_equals_hand_run(colour_dir: Path, tmp_path: Pat
     out = tmp_path / "r.json"
     code, text, doc = _eval(
         "--data", str(colour_dir), "--task", "sr", "--scale", "3", "--method", "bicubic",
-        "--json", str(out),
+        "--json-file", str(out),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and set(doc) == RUN_KEYS | {"scale", "method"}
@@ -190,7 +190,7 @@ def test_colour_jpeg_protocol(colour_dir: Path, tmp_path: Path) -> None:
     doc_path = tmp_path / "c.json"
     code, text, doc = _eval(
         "--data", str(colour_dir), "--task", "deblock", "--quality", "15", "--method",
-        "identity", "--colour", "--json", str(doc_path),
+        "identity", "--colour", "--json-file", str(doc_path),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and doc["colour"] is True
@@ -221,7 +221,7 @@ def test_save_images_and_given_inputs(colour_dir: Path, tmp_path: Path) -> None:
     saved = tmp_path / "saved"
     code, text, doc = _eval(
         "--data", str(colour_dir), "--task", "sr", "--scale", "2", "--method", "bicubic",
-        "--save-images", str(saved), "--json", str(tmp_path / "a.json"),
+        "--save-images", str(saved), "--json-file", str(tmp_path / "a.json"),
     )  # fmt: skip
     assert code == 0, text
     hr = modcrop(read_image(colour_dir / "a.png"), 2)
@@ -237,7 +237,7 @@ def test_save_images_and_given_inputs(colour_dir: Path, tmp_path: Path) -> None:
         write_image(lr_dir / f"{name}.bmp", bicubic_degrade(img, 2))
     code, text, doc2 = _eval(
         "--data", str(colour_dir), "--task", "sr", "--scale", "2", "--method", "bicubic",
-        "--inputs", str(tmp_path / "lr"), "--json", str(tmp_path / "b.json"),
+        "--inputs", str(tmp_path / "lr"), "--json-file", str(tmp_path / "b.json"),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and doc2 is not None
@@ -257,7 +257,7 @@ def test_tiny_models_for_every_task(colour_dir: Path, gray_dir: Path, tmp_path: 
     sr2 = _model(tmp_path, "sr2", task="sr", scale=2)
     code, text, doc = _eval(
         "--data", str(colour_dir), "--data", str(gray_dir), "--model", str(sr2), "--task", "sr",
-        "--scale", "2", "--scales", "2", "--tta", "--json", str(tmp_path / "sr.json"),
+        "--scale", "2", "--scales", "2", "--tta", "--json-file", str(tmp_path / "sr.json"),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and set(doc) == RUN_KEYS | {"scale", "model", "engine", "precision"}
@@ -270,7 +270,7 @@ def test_tiny_models_for_every_task(colour_dir: Path, gray_dir: Path, tmp_path: 
     den = _model(tmp_path, "den", task="denoise", channels=1, level_range=(0.0, 75.0))
     code, text, doc = _eval(
         "--data", str(gray_dir), "--model", str(den), "--task", "denoise", "--sigma", "30",
-        "--save-images", str(tmp_path / "den"), "--json", str(tmp_path / "den.json"),
+        "--save-images", str(tmp_path / "den"), "--json-file", str(tmp_path / "den.json"),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and doc["sigma"] == 30 and doc["scales"] == 3
@@ -284,7 +284,7 @@ def test_tiny_models_for_every_task(colour_dir: Path, gray_dir: Path, tmp_path: 
     deb = _model(tmp_path, "deb", task="deblock", quality=20)
     code, text, doc = _eval(
         "--data", str(colour_dir), "--model", str(deb), "--task", "deblock", "--quality", "20",
-        "--scales", "1", "--json", str(tmp_path / "deb.json"),
+        "--scales", "1", "--json-file", str(tmp_path / "deb.json"),
     )  # fmt: skip
     assert code == 0, text
     assert doc is not None and doc["quality"] == 20 and doc["results"][0]["psnr_rgb"] is None
@@ -366,7 +366,7 @@ def test_tables_script_renders_methods_and_models(colour_dir: Path, tmp_path: Pa
     bic = tmp_path / "bic.json"
     code, text, _ = _eval(
         "--data", str(colour_dir), "--task", "sr", "--scale", "2", "--method", "bicubic",
-        "--json", str(bic),
+        "--json-file", str(bic),
     )  # fmt: skip
     assert code == 0, text
     model_run = {
@@ -386,3 +386,14 @@ def test_tables_script_renders_methods_and_models(colour_dir: Path, tmp_path: Pa
     assert "| Mini | sr-xN, 3 scales, x8 TTA | 35.00 / 0.9500 | 35.00 / 0.9500 |" in merged
     with pytest.raises(ValueError, match="two results"):
         tables.markdown_tables(runs + runs[:1])
+
+
+def test_json_prints_one_object_on_stdout(colour_dir: Path, tmp_path: Path) -> None:
+    """--json: the document on stdout, instead of the table; --json-file writes the same."""
+    file = tmp_path / "r.json"
+    args = ["--data", str(colour_dir), "--task", "sr", "--scale", "2", "--method", "bicubic"]
+    res = runner.invoke(app, ["eval", *args, "--json", "--json-file", str(file)])
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout.strip())
+    assert printed == json.loads(file.read_text())
+    assert printed["method"] == "bicubic" and printed["results"][0]["psnr_y"] > 20

@@ -100,7 +100,7 @@ def train_command(run: AblationRun, runs: Path, steps: int) -> list[str]:
     cmd = [
         "scn", "train", "--task", "sr", "--scale", "2", "--preset", "small",
         "--data", str(train / "T91"), "--data", str(train / "BSD200"),
-        "--num-scales", str(run.num_scales), "--scale-ratio", f"{run.scale_ratio:.6f}",
+        "--scales", str(run.num_scales), "--scale-ratio", f"{run.scale_ratio:.6f}",
         "--steps", str(steps), "--lr", "1e-3",  # the paper's schedule: halved from 62.5% on
         "--seed", str(SEED), "--val-every", str(max(1, min(steps // 4, 500))), "--out", str(out),
     ]  # fmt: skip
@@ -171,7 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 1
         for cmd, out in eval_commands(run, runs, args.steps, scales=not args.no_scales):
             if args.force or not out.exists():
-                todo.append([*cmd, "--json", str(out)])
+                todo.append([*cmd, "--json-file", str(out)])
     finished = [r for r in RUNS if finished_steps(r, runs) >= args.steps]
     write_budget(runs, finished, args.steps)
     return run_all(todo, args.jobs)

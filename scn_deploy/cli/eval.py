@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from pathlib import Path
@@ -89,8 +90,12 @@ def eval_command(
             "deblocking model at the JPEG's quality first), off, or a quality Q.",
         ),
     ] = "auto",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
+    ] = False,
     json_file: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
+        Path | None,
+        typer.Option("--json-file", help="Also write the results as JSON to this file."),
     ] = None,
     save_images: Annotated[
         Path | None,
@@ -192,9 +197,12 @@ def eval_command(
             _fmt(r.psnr_rgb, 2),
             f"{r.seconds:.1f}",
         )
-    out.print(table)
     if json_file is not None:
         try:
             write_json(result, json_file)
         except ScnError as exc:
             raise fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    else:
+        out.print(table)

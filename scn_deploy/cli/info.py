@@ -32,8 +32,10 @@ def info(
     num_scales: Annotated[
         int | None,
         typer.Option(
+            "--scales",
+            "--num-scales",
             help="Pyramid scales: the network's for --preset (default 3); for a model "
-            "file, the number to report FLOPs for (default: as trained)."
+            "file, the number to report FLOPs for (default: as trained). --num-scales: old name.",
         ),
     ] = None,
     scale_ratio: Annotated[float, typer.Option(help="Pyramid scale ratio for --preset.")] = 0.5,

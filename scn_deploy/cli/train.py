@@ -64,7 +64,14 @@ def train(
         str | None,
         typer.Option(help="JSON object of SCNConfig overrides, e.g. '{\"scale_kernel\": 5}'."),
     ] = None,
-    num_scales: Annotated[int, typer.Option(help="Pyramid scales to train with.")] = 3,
+    num_scales: Annotated[
+        int,
+        typer.Option(
+            "--scales",
+            "--num-scales",
+            help="Pyramid scales to train with (--num-scales: old name).",
+        ),
+    ] = 3,
     scale_ratio: Annotated[float, typer.Option(help="Pyramid scale ratio in (0, 1).")] = 0.5,
     init: Annotated[
         Path | None,
