@@ -26,7 +26,7 @@ from scn_deploy.modelfile import load_model, read_spec, save_model
 from scn_deploy.train.average import average_model_files
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import collect_files
-from scn_deploy.train.loop import make_val_set, split_held_out, validate
+from scn_deploy.train.validation import make_val_set, split_held_out, validate
 
 
 def main() -> None:

@@ -329,7 +329,7 @@ def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> 
     """What lab/colour-vs-gray/colour_vs_gray.py relies on: the split depends only on files
     and seed."""
     from scn_deploy.train.data import collect_files
-    from scn_deploy.train.loop import split_held_out
+    from scn_deploy.train.validation import split_held_out
 
     data = _smooth_images(tmp_path / "imgs", 6)
     files = collect_files([str(data)])
@@ -346,7 +346,7 @@ def test_split_held_out_finds_a_runs_validation_images_again(tmp_path: Path) -> 
 def test_val_seed_keeps_the_held_out_images_when_the_batch_seed_changes(tmp_path: Path) -> None:
     """Continuing a model with a new --seed must not train on the first run's held-out images."""
     from scn_deploy.train.data import collect_files
-    from scn_deploy.train.loop import split_held_out
+    from scn_deploy.train.validation import split_held_out
 
     data = _smooth_images(tmp_path / "imgs", 8)
     files = collect_files([str(data)])

@@ -27,7 +27,7 @@ from scn_deploy.imageio import read_image
 from scn_deploy.metrics import psnr
 from scn_deploy.restore import Restorer, to_dtype
 from scn_deploy.train.data import collect_files
-from scn_deploy.train.loop import split_held_out
+from scn_deploy.train.validation import split_held_out
 
 
 def as_rgb(img: np.ndarray) -> np.ndarray:

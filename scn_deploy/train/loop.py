@@ -1,4 +1,5 @@
-"""The training loop: L1 or L2 + Adam + step-wise halving, validation, resumable checkpoints."""
+"""The training loop: L1 or L2 + Adam + step-wise halving, resumable checkpoints (validation:
+`scn_deploy.train.validation`; how the network starts: `scn_deploy.train.init`)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,9 @@ import torch.nn.functional as F
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.arch.presets import preset_config
-from scn_deploy.arch.scn import SCN, build_network
+from scn_deploy.arch.scn import build_network
 from scn_deploy.atomic import atomic_write
-from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, jpeg_compress
-from scn_deploy.errors import ConfigError, DataError
-from scn_deploy.metrics import psnr
+from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import save_model
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import (
@@ -41,6 +40,7 @@ from scn_deploy.train.init import (
     start_as_identity,
     start_blocks_as_identity,
 )
+from scn_deploy.train.validation import make_val_set, split_validation, validate
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,6 @@ LAST_MODEL = "last.safetensors"
 BEST_MODEL = "best.safetensors"
 SNAPSHOTS = "snapshots"  # step-NNNNNN.safetensors every --snapshot-every steps
 LOG_FILE = "log.csv"
-
-
-@dataclass
-class ValSample:
-    inputs: torch.Tensor  # 1xCxhxw float
-    cond: torch.Tensor | None
-    target: np.ndarray  # HxWxC uint8
 
 
 @dataclass
@@ -92,93 +85,6 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
         level_range=cfg.level_range,
         version=__version__,
     )
-
-
-def _split_val(files: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
-    if cfg.val:
-        return files, collect_files(cfg.val)
-    if cfg.val_count <= 0:
-        return files, []
-    return split_held_out(files, seed=cfg.held_out_seed, count=cfg.val_count)
-
-
-def split_held_out(files: list[Path], *, seed: int, count: int) -> tuple[list[Path], list[Path]]:
-    """(train, held out): the `count` validation images that a run with `--seed` holds out.
-
-    Benchmarks that compare models on a run's own held-out images (never a benchmark set) use
-    this to find them again."""
-    if len(files) <= count:
-        raise DataError(f"need more than {count} images to hold some out for validation")
-    order = np.random.default_rng(seed).permutation(len(files))
-    held = set(order[:count].tolist())
-    train = [f for i, f in enumerate(files) if i not in held]
-    val = [f for i, f in enumerate(files) if i in held]
-    return train, val
-
-
-def val_level(cfg: TrainConfig) -> float | None:
-    if cfg.task == "denoise":
-        if cfg.sigma is not None:
-            return cfg.sigma
-        lo, hi = cfg.sigma_range or (0, 0)
-        return 25.0 if lo <= 25 <= hi else (lo + hi) / 2
-    if cfg.task == "deblock":
-        if cfg.quality is not None:
-            return cfg.quality
-        lo, hi = cfg.quality_range or (0, 0)
-        return 20.0 if lo <= 20 <= hi else round((lo + hi) / 2)
-    return None
-
-
-def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[ValSample]:
-    """Held-out images, centre-cropped to `val_crop`, degraded once with a fixed seed."""
-    if not files:
-        return []
-    bank = load_bank(files, gray=cfg.gray, min_size=16, scale=1)
-    level = val_level(cfg)
-    s = cfg.scale if cfg.task == "sr" else 1
-    given = None
-    if cfg.inputs:  # validate on the first given degradation (cropped where the target is)
-        bank.hr = [img[: img.shape[0] // s * s, : img.shape[1] // s * s] for img in bank.hr]
-        shapes = [(img.shape[0] // s, img.shape[1] // s, img.shape[2]) for img in bank.hr]
-        given = given_inputs(cfg.inputs[0], bank.names, shapes, cfg.gray)
-    samples = []
-    for i, img in enumerate(bank.hr):
-        crop = min(cfg.val_crop, *img.shape[:2]) // (8 * s) * (8 * s)
-        y0, x0 = (img.shape[0] - crop) // 2 // s * s, (img.shape[1] - crop) // 2 // s * s
-        target = np.ascontiguousarray(img[y0 : y0 + crop, x0 : x0 + crop])
-        if given is not None:
-            lr = given[i][y0 // s : (y0 + crop) // s, x0 // s : (x0 + crop) // s]
-            degraded = lr.astype(np.float32) / 255
-        elif cfg.task == "sr":
-            degraded = bicubic_degrade(target, s).astype(np.float32) / 255
-        elif cfg.task == "denoise":
-            degraded = add_gaussian_noise(target / 255.0, float(level), i).astype(np.float32)
-        else:
-            coded = jpeg_compress(target[..., 0] if target.shape[2] == 1 else target, int(level))
-            degraded = (coded.reshape(target.shape) / 255.0).astype(np.float32)
-        inputs = torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1)))[None]
-        cond = None
-        if spec.conditioned:
-            cond = torch.full((1, 1, *inputs.shape[2:]), spec.condition_value(float(level)))
-        samples.append(ValSample(inputs, cond, target))
-    return samples
-
-
-def validate(model: SCN, samples: list[ValSample], spec: ModelSpec, device: str) -> float | None:
-    if not samples:
-        return None
-    model.eval()
-    crop = spec.scale if spec.task == "sr" else 0
-    scores = []
-    with torch.no_grad():
-        for s in samples:
-            cond = s.cond.to(device) if s.cond is not None else None
-            out = model(s.inputs.to(device), cond).clamp(0, 1)
-            restored = (out[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-            scores.append(psnr(restored, s.target, crop_border=crop, y_channel=True))
-    model.train()
-    return float(np.mean(scores))
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -221,7 +127,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
 
         files = collect_files(cfg.data)
-        train_files, val_files = _split_val(files, cfg)
+        train_files, val_files = split_validation(files, cfg)
         scale = cfg.scale if cfg.task == "sr" else 1
         self.bank: ImageBank = load_bank(
             train_files, gray=cfg.gray, min_size=cfg.patch * scale, scale=scale
