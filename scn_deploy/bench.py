@@ -217,9 +217,7 @@ def _bench_image(engine: Engine, request: BenchRequest) -> dict[str, Any]:
     if engine.spec.channels == 1:
         img = img[..., 0]
     restorer = Restorer(engine, RestoreOptions(tile="auto", batch=request.batch))
-    level = None
-    if engine.spec.task != "sr":
-        level = 25.0 if engine.spec.task == "denoise" else 30.0
+    level = engine.spec.task_info.typical_level  # the level does not change the compute
     plan = restorer.plan(h, w)  # measures the receptive field once, outside the timing
     restorer.restore(img, level, dtype=np.uint8, plan=plan)  # warm-up: compile, allocate
     start = time.perf_counter()
@@ -280,7 +278,7 @@ def _set5_psnr(model: str, engine: str, device: str, precision: str) -> float | 
     if root is None or not (root / "benchmarks/sr/Set5").is_dir() or path.suffix == ".onnx":
         return None
     spec = read_spec(path)
-    if spec.task != "sr":
+    if not spec.task_info.upscales:
         return None
     request = EvalRequest(
         data=[root / "benchmarks/sr/Set5"],

@@ -52,10 +52,11 @@ from typing import Any
 import numpy as np
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, imresize, jpeg_compress, modcrop
+from scn_deploy.degrade import imresize, jpeg_compress, modcrop
 from scn_deploy.errors import ConfigError, DataError
 from scn_deploy.imageio import list_images, read_image, write_image
 from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
+from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS
 
 __all__ = [
     "LEVEL_KEYS",
@@ -79,16 +80,11 @@ __all__ = [
     "y_uint8",
 ]
 
-TASKS = ("sr", "denoise", "deblock")
 #: The baseline methods of each task: bicubic upscaling for SR, the degraded input otherwise,
 #: and BM3D (given the true sigma; needs the optional `bm3d` package) for denoising.
-METHODS: dict[str, tuple[str, ...]] = {
-    "sr": ("bicubic",),
-    "denoise": ("identity", "bm3d"),
-    "deblock": ("identity",),
-}
+METHODS: dict[str, tuple[str, ...]] = {name: t.baselines for name, t in TASKS.items()}
 #: The JSON key of the degradation level of each task.
-LEVEL_KEYS: dict[str, str] = {"sr": "scale", "denoise": "sigma", "deblock": "quality"}
+LEVEL_KEYS: dict[str, str] = {name: t.level_key for name, t in TASKS.items()}
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -158,7 +154,7 @@ class EvalRequest:
     @property
     def level(self) -> float | int | None:
         """The degradation level of the task: scale, sigma or quality."""
-        return {"sr": self.scale, "denoise": self.sigma, "deblock": self.quality}.get(self.task)
+        return getattr(self, LEVEL_KEYS[self.task]) if self.task in TASKS else None
 
     def validate(self) -> None:
         """Check that the request is complete and consistent; raises :class:`RequestError`."""
@@ -342,7 +338,7 @@ def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
 def sr_pair(img: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(HR modcropped to ``scale``, bicubic LR made from it): the SR "BI" protocol."""
     hr = modcrop(img, scale)
-    return hr, bicubic_degrade(hr, scale)
+    return hr, SUPER_RESOLUTION.degrade(hr, scale)
 
 
 def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,7 +347,7 @@ def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, 
     The noise comes from ``np.random.default_rng(seed)``; the result is not clipped and not
     quantised.
     """
-    return img, add_gaussian_noise(img.astype(np.float64) / 255.0, sigma, rng=seed)
+    return img, DENOISING.degrade(img, sigma, seed)
 
 
 def deblock_pair(
@@ -363,7 +359,7 @@ def deblock_pair(
     encoded with 4:2:0 chroma; a gray file as 1 channel).
     """
     ref = deblock_reference(img, colour)
-    return ref, jpeg_compress(ref, quality)
+    return ref, DEBLOCKING.degrade(ref, quality)
 
 
 def deblock_reference(img: np.ndarray, colour: bool = False) -> np.ndarray:
@@ -481,30 +477,16 @@ def check_model(spec: Any, request: EvalRequest, source: str = "the model") -> N
         raise ConfigError(
             f"{source} is a {spec.describe()} model; it cannot be evaluated with --task {task}"
         )
-    if task == "sr":
+    if TASKS[task].upscales:
         if spec.scale != request.scale:
             raise ConfigError(
                 f"{source} is a x{spec.scale} super-resolution model, but the request is "
                 f"--scale {request.scale}; use a x{request.scale} model or --scale {spec.scale}"
             )
         return
-    unit = "sigma" if task == "denoise" else "quality"
-    level = float(request.level)  # type: ignore[arg-type]
-    if spec.conditioned:
-        lo, hi = spec.level_range
-        if not lo <= level <= hi:
-            raise ConfigError(
-                f"{source} is conditioned on {unit} {lo:g}-{hi:g}; --{unit} {level:g} is outside "
-                "that range"
-            )
-        return
-    fixed = spec.sigma if task == "denoise" else spec.quality
-    if fixed is not None and float(fixed) != level:
-        raise ConfigError(
-            f"{source} was trained for a fixed {unit} of {fixed:g} (not conditioned), but the "
-            f"request is --{unit} {level:g}; evaluate it with --{unit} {fixed:g} or use a "
-            "conditioned model"
-        )
+    check = TASKS[task].check_level(spec, float(request.level), source=source)  # type: ignore[arg-type]
+    if check.problem is not None:
+        raise ConfigError(check.message)
 
 
 def _load_restorer(request: EvalRequest) -> Any:

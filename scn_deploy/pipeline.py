@@ -42,6 +42,7 @@ from scn_deploy.imageio import (
 )
 from scn_deploy.jpeg_input import DeblockSetting, PreDeblocker, quality_to_apply, zoo_deblockers
 from scn_deploy.restore import RestoreOptions, Restorer
+from scn_deploy.tasks import task_named
 from scn_deploy.tiling import default_memory_budget
 from scn_deploy.zoo import tier_of
 
@@ -50,9 +51,7 @@ __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
 
 def default_suffix(task: str, scale: int = 1, outscale: float | None = None) -> str:
     """`_x4` for super-resolution (`_x2.5` with --outscale 2.5), `_denoised`, `_deblocked`."""
-    if task == "sr":
-        return f"_x{outscale if outscale is not None else scale:g}"
-    return {"denoise": "_denoised", "deblock": "_deblocked"}[task]
+    return task_named(task).output_suffix(scale, outscale)
 
 
 class ClusterExecutor(Protocol):
@@ -229,7 +228,7 @@ class Run:
         self._companions: dict[Path, Restorer] = {}
         self._load_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
         self.deblock_setting = DeblockSetting.parse(request.deblock)
-        self._deblock_models = zoo_deblockers() if spec.task == "sr" else (None, None)
+        self._deblock_models = zoo_deblockers() if spec.task_info.upscales else (None, None)
         self._deblocker: PreDeblocker | None = None
 
     def _companion(self, path: Path, summary_field: str) -> Restorer:
@@ -312,7 +311,7 @@ class Run:
 
     def deblock_for(self, path: Path, picture: Picture) -> int | None:
         """SR: the JPEG quality to remove before upscaling this file (None: none)."""
-        if self.spec.task != "sr" or self.deblock_setting.mode == "off":
+        if not self.spec.task_info.upscales or self.deblock_setting.mode == "off":
             return None
         decision = quality_to_apply(self.deblock_setting, path, picture.format)
         if decision.quality is not None and self._deblock_models == (None, None):
@@ -350,7 +349,7 @@ class Run:
     def level_for(self, path: Path, picture: Picture) -> float | None:
         """The conditioning level for this file (estimating JPEG quality when needed)."""
         req, spec = self.request, self.spec
-        if spec.task != "deblock" or req.level is not None:
+        if not spec.task_info.level_from_file or req.level is not None:
             return req.level if spec.conditioned else None
         estimate = None
         if picture.format == "JPEG":
@@ -369,9 +368,9 @@ class Run:
             raise ScnError(
                 f"{path}: not a JPEG, so its quality cannot be estimated; give --quality"
             )
-        lo, hi = spec.level_range or (estimate.quality, estimate.quality)
-        if not lo <= estimate.quality <= hi:
-            self.note(path, f"quality {estimate.quality} is outside the model's {lo:g}-{hi:g}")
+        check = spec.task_info.check_level(spec, float(estimate.quality), source="the model")
+        if check.problem == "outside":
+            self.note(path, f"the estimated {check.message}")
         return float(estimate.quality)
 
     # -- stage 2: restore --------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 from scn_deploy.engines.base import Engine
 from scn_deploy.engines.registry import load_engine
 from scn_deploy.errors import ConfigError
+from scn_deploy.tasks import task_named
 from scn_deploy.tiling import (
     Tile,
     TilePlanner,
@@ -113,13 +114,11 @@ class Restorer:
         """Raise `ConfigError` unless `level` is usable with this model."""
         if not self.spec.conditioned:
             return
-        if level is None:
-            raise ConfigError(f"{self.spec.describe()}: give the noise sigma / JPEG quality")
-        lo, hi = self.spec.level_range or (level, level)
-        if not lo <= level <= hi and not self.options.extrapolate_level:
-            raise ConfigError(
-                f"level {level:g} is outside the range this model was trained for ({lo:g}-{hi:g})"
-            )
+        check = self.spec.task_info.check_level(self.spec, level)
+        if check.problem == "missing" or (
+            check.problem == "outside" and not self.options.extrapolate_level
+        ):
+            raise ConfigError(check.message)
 
     def _level_map(self, batch: int, h: int, w: int, level: float | None) -> np.ndarray | None:
         if not self.spec.conditioned:
@@ -270,7 +269,8 @@ def restore(
     from scn_deploy.zoo import resolve_model
 
     path = resolve_model(model, task=task, scale=scale, gray=image.ndim == 2, fast=fast)
-    deblock = jpeg_quality is not None and task == "sr" and jpeg_quality < 100
+    upscales = task_named(task).upscales
+    deblock = jpeg_quality is not None and upscales and jpeg_quality < 100
     if deblock and model is None and not fast:
         from scn_deploy.zoo import jpeg_companion
 

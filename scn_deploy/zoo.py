@@ -16,6 +16,7 @@ from scn_deploy.arch.config import ModelSpec
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import read_spec
 from scn_deploy.paths import models_dir
+from scn_deploy.tasks import task_named
 
 # Explicit list: which zoo name serves which request (no file-name scanning).
 DEFAULT_NAMES: dict[tuple[str, int, bool], str] = {
@@ -103,7 +104,7 @@ def resolve_model(
         raise ConfigError(
             f"no model file or zoo model named {model!r} (zoo: {', '.join(available_names())})"
         )
-    level = scale if task == "sr" else 1
+    level = scale if task_named(task).upscales else 1
     names = FAST_NAMES if fast else DEFAULT_NAMES
     preferred = names.get((task, level, gray))
     # The other colour variant serves when the preferred one is not installed: a colour model
@@ -129,7 +130,7 @@ def resolve_model(
 
 
 def _describe(task: str, scale: int) -> str:
-    return f"x{scale}" if task == "sr" else task
+    return f"x{scale}" if task_named(task).upscales else task
 
 
 def available_names() -> list[str]:

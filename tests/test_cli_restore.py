@@ -268,7 +268,7 @@ def test_interrupt_and_crash_leave_no_partial_output(
         (["upscale", "--device", "gpu"], "--device must be"),
         (["denoise"], "give --sigma"),
         (["denoise", "--sigma", "300"], "255"),
-        (["denoise25", "--sigma", "50"], "trained for --sigma 25 only"),
+        (["denoise25", "--sigma", "50"], "trained for a fixed sigma of 25"),
         (["deblock_as_sr"], "use `scn deblock`"),
         (["upscale", "--model", "no-such-model"], "no model file or zoo model"),
     ],

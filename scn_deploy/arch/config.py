@@ -15,8 +15,8 @@ from fractions import Fraction
 from typing import Any
 
 from scn_deploy.errors import ConfigError
+from scn_deploy.tasks import Task, task_named
 
-TASKS = ("sr", "denoise", "deblock")
 RESAMPLE_MODES = ("bilinear", "avgpool", "conv")
 BOUNDARY_RULES = ("replicate", "zero")
 MAX_EVAL_SCALES = 12
@@ -197,14 +197,18 @@ class ModelSpec:
     def channels(self) -> int:
         return self.arch.in_channels
 
+    @property
+    def task_info(self) -> Task:
+        """The `Task` of `task`: its degradation, level, suffix and scoring."""
+        return task_named(self.task)
+
     def validate(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.task == "sr" and self.arch.upscale == 1:
+        upscales = task_named(self.task).upscales
+        if upscales and self.arch.upscale == 1:
             raise ConfigError("an sr model needs upscale 2, 3 or 4")
-        if self.task != "sr" and self.arch.upscale != 1:
+        if not upscales and self.arch.upscale != 1:
             raise ConfigError(f"a {self.task} model must have upscale 1")
-        if self.task == "sr" and self.conditioned:
+        if upscales and self.conditioned:
             raise ConfigError("sr models are not conditioned")
         if self.conditioned and self.level_range is None:
             raise ConfigError("a conditioned model needs level_range (sigma or quality range)")
@@ -214,25 +218,12 @@ class ModelSpec:
     def condition_value(self, level: float) -> float:
         """The value of the conditioning map for a noise sigma (0-255) or a JPEG quality.
 
-        Denoising feeds sigma/255 (FFDNet's convention); deblocking feeds (100 - q)/100, so
-        that stronger degradation is a larger value in both cases.
+        See `Task.condition_value`.
         """
-        if self.task == "denoise":
-            return float(level) / 255.0
-        if self.task == "deblock":
-            return (100.0 - float(level)) / 100.0
-        raise ConfigError("only denoise and deblock models take a conditioning level")
+        return self.task_info.condition_value(level)
 
     def describe(self) -> str:
-        if self.task == "sr":
-            return f"super-resolution x{self.scale}"
-        kind = "denoising" if self.task == "denoise" else "JPEG deblocking"
-        unit = "sigma" if self.task == "denoise" else "quality"
-        if self.level_range is not None:
-            lo, hi = self.level_range
-            return f"{kind}, {unit} {lo:g}-{hi:g} (conditioned)"
-        value = self.sigma if self.task == "denoise" else self.quality
-        return f"{kind}, {unit} {value:g}" if value is not None else kind
+        return self.task_info.describe(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scn_deploy.arch.config import TASKS, ModelSpec, SCNConfig
+from scn_deploy.arch.config import ModelSpec, SCNConfig
 from scn_deploy.errors import ConfigError
+from scn_deploy.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,11 @@ def preset_config(
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-    if task == "sr" and conditioned:
+    upscales = TASKS[task].upscales
+    if upscales and conditioned:
         raise ConfigError("super-resolution models are not conditioned")
     p = PRESETS[preset]
-    if task == "sr" and p.space_to_depth > 1:
+    if upscales and p.space_to_depth > 1:
         raise ConfigError(f"preset {preset!r} is for denoise/deblock models")
     fields: dict[str, object] = {
         "num_blocks": p.num_blocks,
@@ -83,7 +85,7 @@ def preset_config(
         "scale_ratio": scale_ratio,
         "in_channels": channels,
         "out_channels": channels,
-        "upscale": scale if task == "sr" else 1,
+        "upscale": scale if upscales else 1,
         "cond_channels": 1 if conditioned else 0,
     }
     if p.space_to_depth > 1:
@@ -122,8 +124,8 @@ def preset_spec(
         task=task,
         arch=arch,
         preset=preset,
-        sigma=sigma if task == "denoise" else None,
-        quality=quality if task == "deblock" else None,
+        sigma=sigma if TASKS[task].level_name == "sigma" else None,
+        quality=quality if TASKS[task].level_name == "quality" else None,
         level_range=level_range,
         version=__version__,
     )

@@ -87,6 +87,6 @@ def deblock(
 ) -> None:
     """Remove JPEG blocking and ringing with an SCN deblocking model."""
     path, spec = load_spec(model, "deblock", 1, quiet=quiet, fast=fast)
-    level = check_level(spec, quality, "--quality")
+    level = check_level(spec, quality)
     common = Common.pick(locals())
     execute(common, task="deblock", model_path=path, level=level)

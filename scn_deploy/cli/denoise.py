@@ -88,6 +88,6 @@ def denoise(
 ) -> None:
     """Remove Gaussian noise of a given sigma with an SCN denoising model."""
     path, spec = load_spec(model, "denoise", 1, quiet=quiet, fast=fast)
-    level = check_level(spec, sigma, "--sigma")
+    level = check_level(spec, sigma)
     common = Common.pick(locals())
     execute(common, task="denoise", model_path=path, level=level)

@@ -61,14 +61,13 @@ def _benchmarks(results: Any) -> dict[str, float]:
 
 
 def _setting(spec: Any) -> str:
-    if spec.task == "sr":
+    task = spec.task_info
+    if task.upscales:
         return f"x{spec.scale}"
     if spec.level_range is not None:
-        unit = "sigma" if spec.task == "denoise" else "quality"
-        return f"{unit} {spec.level_range[0]:g}-{spec.level_range[1]:g}"
-    if spec.task == "denoise":
-        return f"sigma {spec.sigma:g}" if spec.sigma is not None else "-"
-    return f"quality {spec.quality}" if spec.quality is not None else "-"
+        return f"{task.level_name} {spec.level_range[0]:g}-{spec.level_range[1]:g}"
+    fixed = task.fixed_level(spec)
+    return f"{task.level_name} {fixed:g}" if fixed is not None else "-"
 
 
 @app.command()

@@ -340,28 +340,19 @@ def gray_companion(
     return zoo_path(name) if read_spec(model_path).channels == 3 else None
 
 
-def check_level(spec: ModelSpec, level: float | None, name: str) -> float | None:
-    """Check --sigma / --quality against the model; returns the level to condition on."""
-    fixed = spec.sigma if spec.task == "denoise" else spec.quality
-    if not spec.conditioned:
-        if level is not None and fixed is not None and float(level) != float(fixed):
-            raise fail(
-                f"this model was trained for {name} {fixed:g} only; {name} {level:g} needs a "
-                f"conditioned model (or leave {name} out)",
-                2,
-            )
-        return None
-    lo, hi = spec.level_range or (0.0, 0.0)
-    if level is None:
-        if spec.task == "denoise":
-            raise fail(f"this model is conditioned on the noise level: give {name} (0-255)", 2)
-        return None  # deblock: estimated per JPEG
-    if not lo <= level <= hi:
-        err.print(
-            f"[yellow]warning:[/] {name} {level:g} is outside the range this model was trained "
-            f"for ({lo:g}-{hi:g}); the model extrapolates"
-        )
-    return float(level)
+def check_level(spec: ModelSpec, level: float | None) -> float | None:
+    """Check --sigma / --quality against the model (`Task.check_level`); returns the level to
+    condition on (None for deblocking without --quality: estimated per JPEG)."""
+    check = spec.task_info.check_level(spec, level)
+    if check.problem == "fixed":
+        raise fail(check.message, 2)
+    if check.problem == "missing":
+        if spec.task_info.level_from_file:
+            return None
+        raise fail(check.message, 2)
+    if check.problem == "outside":
+        err.print(f"[yellow]warning:[/] {escape(check.message)}; the model extrapolates")
+    return check.level
 
 
 class RichReporter(Reporter):

@@ -29,18 +29,17 @@ CALIBRATION_TILES = 48
 
 def _model_input(img: np.ndarray, spec: ModelSpec, level: float | None, rng) -> np.ndarray:
     """uint8 image -> the network input (C, H, W) float32 in [0, 1] for this model."""
-    from scn_deploy.degrade import add_gaussian_noise, jpeg_compress
     from scn_deploy.evaluate import y_uint8
 
     img = y_uint8(img) if spec.channels == 1 else img
     if img.ndim == 2 and spec.channels == 3:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    if spec.task == "deblock":
-        img = jpeg_compress(img, int(level if level is not None else spec.quality or 30))
-    x = img.astype(np.float32) / 255.0
-    if spec.task == "denoise":
-        sigma = level if level is not None else spec.sigma or 25.0
-        x = add_gaussian_noise(x.astype(np.float64), sigma, rng=rng).astype(np.float32)
+    task = spec.task_info
+    if not task.upscales:  # an SR model's input is the image itself
+        if level is None:
+            level = task.fixed_level(spec) or task.typical_level
+        img = task.degrade(img, level, rng)
+    x = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
     x = x[:, :, None] if x.ndim == 2 else x
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scn_deploy.errors import ConfigError
+from scn_deploy.tasks import TASKS, task_named
 
 
 @dataclass
@@ -71,8 +72,16 @@ class TrainConfig:
 
     @property
     def level_range(self) -> tuple[float, float] | None:
-        rng = self.sigma_range if self.task == "denoise" else self.quality_range
+        name = task_named(self.task).level_name
+        rng = getattr(self, f"{name}_range") if name else None
         return None if rng is None else (float(rng[0]), float(rng[1]))
+
+    @property
+    def fixed_level(self) -> float | None:
+        """The one level of a fixed-level denoiser or deblocker (--sigma / --quality)."""
+        name = task_named(self.task).level_name
+        value = getattr(self, name) if name else None
+        return None if value is None else float(value)
 
     @property
     def held_out_seed(self) -> int:
@@ -99,23 +108,26 @@ class TrainConfig:
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"invalid training config: {msg}")
 
-        if self.task not in ("sr", "denoise", "deblock"):
+        if self.task not in TASKS:
             raise bad(f"task must be sr, denoise or deblock, got {self.task!r}")
-        if self.task == "sr" and self.scale not in (2, 3, 4):
+        task = TASKS[self.task]
+        if task.upscales and self.scale not in (2, 3, 4):
             raise bad(f"--scale must be 2, 3 or 4, got {self.scale}")
-        if self.task == "denoise" and (self.sigma is None) == (self.sigma_range is None):
-            raise bad("denoise needs exactly one of --sigma or --sigma-range")
-        if self.task == "deblock" and (self.quality is None) == (self.quality_range is None):
-            raise bad("deblock needs exactly one of --quality or --quality-range")
+        name = task.level_name
+        if name and (getattr(self, name) is None) == (getattr(self, f"{name}_range") is None):
+            raise bad(f"{self.task} needs exactly one of --{name} or --{name}-range")
         if self.sigma_range and not 0 <= self.sigma_range[0] < self.sigma_range[1] <= 255:
             raise bad(f"sigma range must satisfy 0 <= A < B <= 255, got {self.sigma_range}")
         if self.quality_range and not 1 <= self.quality_range[0] < self.quality_range[1] <= 100:
             raise bad(f"quality range must satisfy 1 <= A < B <= 100, got {self.quality_range}")
         if self.steps < 1 or self.batch < 1 or self.patch < 8:
             raise bad("steps and batch must be >= 1 and patch >= 8")
-        if self.task == "deblock" and self.patch % 8:
-            raise bad("deblock patches must be a multiple of 8 (the JPEG block size)")
-        if self.inputs and self.task != "sr":
+        if self.patch % task.patch_multiple:
+            raise bad(
+                f"{self.task} patches must be a multiple of {task.patch_multiple} (the JPEG "
+                "block size)"
+            )
+        if self.inputs and not task.upscales:
             raise bad("--inputs (given degraded LR images) is for --task sr")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise bad(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")

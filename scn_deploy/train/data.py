@@ -19,10 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from scn_deploy.degrade import bicubic_degrade, jpeg_compress
+from scn_deploy.degrade import bicubic_degrade
 from scn_deploy.dihedral import dihedral
 from scn_deploy.errors import DataError, ImageReadError
 from scn_deploy.imageio import list_images, read_image
+from scn_deploy.tasks import task_named
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +164,13 @@ class BatchMaker:
         self.rank = rank  # distributed rank: each rank draws its own batches
 
     def _level(self, rng: np.random.Generator) -> float:
-        if self.task == "denoise":
-            if self.sigma_range is not None:
-                return float(rng.uniform(*self.sigma_range))
-            assert self.sigma is not None
-            return float(self.sigma)
-        if self.quality_range is not None:
-            return float(rng.integers(self.quality_range[0], self.quality_range[1] + 1))
-        assert self.quality is not None
-        return float(self.quality)
+        task = task_named(self.task)
+        level_range = self.sigma_range if task.level_name == "sigma" else self.quality_range
+        if level_range is not None:
+            return task.draw_level(rng, level_range)
+        fixed = self.sigma if task.level_name == "sigma" else self.quality
+        assert fixed is not None
+        return float(fixed)
 
     def __call__(self, step: int) -> Batch:
         key = [self.seed, step] if self.rank == 0 else [self.seed, step, self.rank]
@@ -185,10 +184,11 @@ class BatchMaker:
         cond = None
         if self.condition is not None:
             cond = np.empty((self.batch, 1, p, p), np.float32)
+        task = task_named(self.task)
         for b in range(self.batch):
             i = int(rng.integers(n))
             k = int(rng.integers(8))
-            if self.task == "sr":
+            if task.upscales:
                 assert self.bank.lr is not None
                 lr_img = self.bank.lr[i]
                 if self.bank.given:  # one of the given degradations, drawn per sample
@@ -213,13 +213,9 @@ class BatchMaker:
             )
             level = self._level(rng)
             targets[b] = clean.transpose(2, 0, 1) / np.float32(255)
-            if self.task == "denoise":
-                noise = rng.standard_normal(targets[b].shape, dtype=np.float32)
-                inputs[b] = targets[b] + noise * np.float32(level / 255.0)
-            else:
-                coded = jpeg_compress(clean[..., 0] if c == 1 else clean, int(level))
-                coded = coded[..., None] if coded.ndim == 2 else coded
-                inputs[b] = coded.transpose(2, 0, 1) / np.float32(255)
+            degraded = task.degrade(clean, level, rng)
+            scale01 = 1 / 255 if degraded.dtype == np.uint8 else 1.0
+            inputs[b] = degraded.transpose(2, 0, 1) * np.float32(scale01)
             if cond is not None:
                 cond[b] = self.condition(level)
         return Batch(inputs, targets, cond)

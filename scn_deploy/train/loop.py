@@ -24,6 +24,7 @@ from scn_deploy.arch.scn import build_network
 from scn_deploy.atomic import atomic_write
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import save_model
+from scn_deploy.tasks import task_named
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import (
     Batch,
@@ -80,8 +81,8 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
         task=cfg.task,
         arch=arch,
         preset=cfg.preset,
-        sigma=cfg.sigma if cfg.task == "denoise" else None,
-        quality=cfg.quality if cfg.task == "deblock" else None,
+        sigma=cfg.sigma if task_named(cfg.task).level_name == "sigma" else None,
+        quality=cfg.quality if task_named(cfg.task).level_name == "quality" else None,
         level_range=cfg.level_range,
         version=__version__,
     )
@@ -128,7 +129,7 @@ class Trainer:
 
         files = collect_files(cfg.data)
         train_files, val_files = split_validation(files, cfg)
-        scale = cfg.scale if cfg.task == "sr" else 1
+        scale = cfg.scale if task_named(cfg.task).upscales else 1
         self.bank: ImageBank = load_bank(
             train_files, gray=cfg.gray, min_size=cfg.patch * scale, scale=scale
         )
@@ -161,7 +162,11 @@ class Trainer:
         if cfg.init and not resume:
             fresh = init_from(self.model, cfg.init)
             log.info("initialised from %s; fresh tensors: %s", cfg.init, fresh)
-        if cfg.task != "sr" and not resume and any(n.startswith("tail.") for n in fresh):
+        if (
+            not task_named(cfg.task).upscales
+            and not resume
+            and any(n.startswith("tail.") for n in fresh)
+        ):
             start_as_identity(self.model)
         if cfg.init and not resume and (deeper := fresh_blocks(self.model, fresh)):
             start_blocks_as_identity(self.model, deeper)

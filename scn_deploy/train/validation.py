@@ -11,9 +11,9 @@ import torch
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.arch.scn import SCN
-from scn_deploy.degrade import add_gaussian_noise, bicubic_degrade, jpeg_compress
 from scn_deploy.errors import DataError
 from scn_deploy.metrics import psnr
+from scn_deploy.tasks import task_named
 from scn_deploy.train.config import TrainConfig
 from scn_deploy.train.data import collect_files, given_inputs, load_bank
 
@@ -47,18 +47,19 @@ def split_held_out(files: list[Path], *, seed: int, count: int) -> tuple[list[Pa
     return train, val
 
 
+def to_float01(image: np.ndarray) -> np.ndarray:
+    """A degraded image as float32 in 0-1 units (uint8 images are divided by 255)."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255
+    return image.astype(np.float32)
+
+
 def val_level(cfg: TrainConfig) -> float | None:
-    if cfg.task == "denoise":
-        if cfg.sigma is not None:
-            return cfg.sigma
-        lo, hi = cfg.sigma_range or (0, 0)
-        return 25.0 if lo <= 25 <= hi else (lo + hi) / 2
-    if cfg.task == "deblock":
-        if cfg.quality is not None:
-            return cfg.quality
-        lo, hi = cfg.quality_range or (0, 0)
-        return 20.0 if lo <= 20 <= hi else round((lo + hi) / 2)
-    return None
+    """The level validation runs at (`Task.pick_level`); None for super-resolution."""
+    task = task_named(cfg.task)
+    if task.level_name is None:
+        return None
+    return task.pick_level(cfg.fixed_level, cfg.level_range)
 
 
 def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[ValSample]:
@@ -66,8 +67,9 @@ def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[V
     if not files:
         return []
     bank = load_bank(files, gray=cfg.gray, min_size=16, scale=1)
+    task = task_named(cfg.task)
     level = val_level(cfg)
-    s = cfg.scale if cfg.task == "sr" else 1
+    s = cfg.scale if task.upscales else 1
     given = None
     if cfg.inputs:  # validate on the first given degradation (cropped where the target is)
         bank.hr = [img[: img.shape[0] // s * s, : img.shape[1] // s * s] for img in bank.hr]
@@ -81,13 +83,9 @@ def make_val_set(files: list[Path], cfg: TrainConfig, spec: ModelSpec) -> list[V
         if given is not None:
             lr = given[i][y0 // s : (y0 + crop) // s, x0 // s : (x0 + crop) // s]
             degraded = lr.astype(np.float32) / 255
-        elif cfg.task == "sr":
-            degraded = bicubic_degrade(target, s).astype(np.float32) / 255
-        elif cfg.task == "denoise":
-            degraded = add_gaussian_noise(target / 255.0, float(level), i).astype(np.float32)
         else:
-            coded = jpeg_compress(target[..., 0] if target.shape[2] == 1 else target, int(level))
-            degraded = (coded.reshape(target.shape) / 255.0).astype(np.float32)
+            degraded = task.degrade(target, s if task.upscales else level, i)  # type: ignore[arg-type]
+            degraded = to_float01(degraded)
         inputs = torch.from_numpy(np.ascontiguousarray(degraded.transpose(2, 0, 1)))[None]
         cond = None
         if spec.conditioned:
@@ -100,7 +98,7 @@ def validate(model: SCN, samples: list[ValSample], spec: ModelSpec, device: str)
     if not samples:
         return None
     model.eval()
-    crop = spec.scale if spec.task == "sr" else 0
+    crop = spec.task_info.eval_crop(spec.scale)
     scores = []
     with torch.no_grad():
         for s in samples:
