@@ -297,3 +297,32 @@ def test_importing_the_package_leaves_the_umask_alone() -> None:
         "assert m == 0o027, oct(m); assert file_mode() == 0o640, oct(file_mode())"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_eval_training_and_restore_decode_a_rotated_jpeg_alike(tmp_path: Path) -> None:
+    """One decode path: `scn eval` (load_benchmark_image), training (read_image) and the
+    restore commands (load_image) see the same upright pixels."""
+    from scn_deploy.evaluate import load_benchmark_image
+    from scn_deploy.imageio import read_image
+
+    im = Image.fromarray(np.random.default_rng(2).integers(0, 256, (24, 40, 3), np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    im.save(tmp_path / "r.jpg", exif=exif.tobytes(), quality=90)
+    restored_view = load_image(tmp_path / "r.jpg").pixels
+    assert restored_view.shape == (40, 24, 3)
+    np.testing.assert_array_equal(read_image(tmp_path / "r.jpg"), restored_view)
+    np.testing.assert_array_equal(load_benchmark_image(tmp_path / "r.jpg"), restored_view)
+
+
+def test_read_image_keeps_alpha_as_a_fourth_channel(tmp_path: Path) -> None:
+    from scn_deploy.imageio import read_image
+
+    rgba = np.random.default_rng(4).integers(0, 256, (8, 9, 4), np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgba)
+    la = np.random.default_rng(5).integers(0, 256, (8, 9, 2), np.uint8)
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    got = read_image(tmp_path / "la.png")
+    assert got.shape == (8, 9, 4) and (got[..., 3] == la[..., 1]).all()
+    assert (got[..., 0] == la[..., 0]).all() and (got[..., 2] == la[..., 0]).all()
