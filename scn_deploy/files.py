@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS
+from scn_deploy.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, scan_folder
 
 __all__ = [
     "Job",
@@ -58,27 +57,6 @@ class Problem:
     skipped: bool = False  # passed over, not failed (e.g. a non-image file in a folder)
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def _walk(folder: Path, recursive: bool, exclude: Path | None) -> tuple[list[Path], list[Path]]:
-    """(image files, other visible files) in a folder; hidden files and folders are ignored."""
-    found: list[Path] = []
-    others: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        here = Path(dirpath)
-        if exclude is not None and here.resolve() == exclude:
-            dirnames[:] = []
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        found.extend(here / f for f in filenames if _is_image_name(f))
-        others.extend(
-            here / f for f in filenames if not f.startswith(".") and not _is_image_name(f)
-        )
-    return sorted(found), sorted(others)
-
-
 def readable_types() -> str:
     """The readable extensions, for messages: "bmp, gif, jpe, ..."."""
     return ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
@@ -108,7 +86,7 @@ def collect_sources(
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
-            images, others = _walk(path, recursive, skip)
+            images, others = scan_folder(path, recursive=recursive, exclude=skip)
             if not images:
                 where = "in the folder or its sub-folders" if recursive else "in the folder"
                 exts = readable_types()

@@ -121,24 +121,45 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
     atomic_write(p, buf.tobytes())
 
 
-def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` (optionally its subfolders), sorted by path.
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
-    Files are recognised by extension, case-insensitively: png, jpg, jpeg, bmp, webp, tif,
-    tiff. Hidden files (name starting with ".") are skipped. Raises :class:`DataError` if the
-    folder does not exist, is not a folder, or holds no images.
+
+def scan_folder(
+    folder: Path, *, recursive: bool = False, exclude: Path | None = None
+) -> tuple[list[Path], list[Path]]:
+    """(image files, other visible files) in a folder, each sorted: the one folder walker.
+
+    Images are recognised by extension (`IMAGE_EXTENSIONS`, case-insensitively). Hidden files
+    and folders (name starting with ".") are ignored, symbolic links to folders are not
+    followed, and `exclude` (a resolved folder, e.g. the output folder) is not searched."""
+    found: list[Path] = []
+    others: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        if exclude is not None and here.resolve() == exclude:
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        found.extend(here / f for f in filenames if _is_image_name(f))
+        others.extend(
+            here / f for f in filenames if not f.startswith(".") and not _is_image_name(f)
+        )
+    return sorted(found), sorted(others)
+
+
+def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (optionally its subfolders), sorted by path (`scan_folder`).
+
+    Raises :class:`DataError` if the folder does not exist, is not a folder, or holds no
+    images.
     """
     root = Path(folder)
     if not root.exists():
         raise DataError(f"{root}: folder not found")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    candidates = root.rglob("*") if recursive else root.iterdir()
-    found = sorted(
-        f
-        for f in candidates
-        if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and f.is_file()
-    )
+    found, _others = scan_folder(root, recursive=recursive)
     if not found:
         kind = "or its subfolders " if recursive else ""
         raise DataError(
