@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from scn_deploy.arch import preset_config
-from scn_deploy.arch.scn import build_network, flops_per_output_megapixel
+from scn_deploy.arch.facts import flops_per_output_megapixel
+from scn_deploy.arch.scn import build_network
 from scn_deploy.bench import gemm_peak_gflops, host_description
 
 VARIANTS = ("eager", "channels_last", "bf16", "compile")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scn_deploy.arch.config import ModelSpec
+from scn_deploy.arch.facts import flops_per_output_megapixel
 from scn_deploy.modelfile import read_header, read_spec
 
 
@@ -31,11 +32,7 @@ class ModelSummary:
         }
 
 
-def _flops(spec: ModelSpec, num_scales: int) -> float | None:
-    try:
-        from scn_deploy.arch.scn import flops_per_output_megapixel
-    except ImportError:  # torch not installed: the runtime-only install
-        return None
+def _flops(spec: ModelSpec, num_scales: int) -> float:
     return flops_per_output_megapixel(spec.arch, num_scales)
 
 

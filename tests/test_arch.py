@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
+nn = torch.nn
 
 from fractions import Fraction  # noqa: E402
 
 from scn_deploy.arch import PRESETS, SCNConfig, preset_config  # noqa: E402
+from scn_deploy.arch.facts import flops_per_output_megapixel  # noqa: E402
 from scn_deploy.arch.scn import (  # noqa: E402
     SCN,
     build_network,
     count_parameters,
-    flops_per_output_megapixel,
     pyramid_sizes,
 )
 from scn_deploy.errors import ConfigError  # noqa: E402
 
 ODD_SIZES = [(1, 1), (1, 17), (13, 7), (31, 2)]
+
+
+def _measured_flops(cfg: SCNConfig, num_scales: int | None = None, size: int = 128) -> float:
+    """Convolution FLOPs per output megapixel, measured: the oracle of the analytic count.
+
+    Measured by running the network on the meta device (no compute) on a `size` x `size`
+    input and counting every convolution's MACs; resampling is not counted (< 1%).
+    """
+    macs = 0
+
+    def hook(module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(module, nn.ConvTranspose2d):
+            per_in = module.out_channels // module.groups * math.prod(module.kernel_size)
+            macs += _inp[0].numel() * per_in
+        else:
+            assert isinstance(module, nn.Conv2d)
+            per_out = module.in_channels // module.groups * math.prod(module.kernel_size)
+            macs += out.numel() * per_out
+
+    with torch.device("meta"):
+        model = SCN(cfg)
+        handles = [
+            m.register_forward_hook(hook)
+            for m in model.modules()
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+        ]
+        size = size * cfg.space_to_depth
+        x = torch.empty(1, cfg.in_channels, size, size)
+        cond = torch.empty(1, 1, size, size) if cfg.cond_channels else None
+        with torch.no_grad():
+            model(x, cond, num_scales=num_scales or cfg.num_scales)
+    for h in handles:
+        h.remove()
+    out_mp = (size * cfg.upscale) ** 2 / 1e6
+    return 2.0 * macs / out_mp
 
 
 def _run(cfg: SCNConfig, h: int, w: int, n: int | None = None, batch: int = 2) -> torch.Tensor:
@@ -183,13 +222,14 @@ def test_parameter_counts_of_presets() -> None:
 
 def test_flops_count_matches_hand_computation() -> None:
     cfg = preset_config("base", task="sr", scale=2, num_scales=1)
-    flops = flops_per_output_megapixel(cfg, size=64)
+    flops = flops_per_output_megapixel(cfg)
+    assert _measured_flops(cfg, size=64) == pytest.approx(flops, rel=1e-9)
     # Per LR pixel MACs: head 3*32*9 + 16 blocks * 2 * 32*128*9 + tail 32*12*9 + skip 3*12*25.
     macs_per_lr_pixel = 3 * 32 * 9 + 16 * 2 * 32 * 128 * 9 + 32 * 12 * 9 + 3 * 12 * 25
     expected = 2 * macs_per_lr_pixel / 4 * 1e6  # 4 output pixels per LR pixel
     assert flops == pytest.approx(expected, rel=1e-9)
     # More scales cost more, but the pyramid adds at most ~1/(1-r^2) = 4/3 for r = 1/2.
-    multi = flops_per_output_megapixel(cfg.replace(num_scales=4), size=64)
+    multi = flops_per_output_megapixel(cfg.replace(num_scales=4))
     assert flops < multi < flops * 1.45
 
 
@@ -289,3 +329,27 @@ def test_space_to_depth_serialises_only_when_used() -> None:
         SCNConfig(space_to_depth=3)
     with pytest.raises(ConfigError):
         SCNConfig(upscale=2, space_to_depth=2)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "fast", "half"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},
+        {"scale_kernel": 5},
+        {"resample": "conv"},
+        {"resample": "avgpool"},
+        {"scale_ratio": 2 / 3},
+    ],
+)
+@pytest.mark.parametrize("num_scales", [1, 3, 5])
+def test_analytic_flops_match_the_counted_ones(preset: str, variant: dict, num_scales: int) -> None:
+    """`arch.facts` counts FLOPs from the config alone (no torch at run time); counting every
+    convolution of a real forward pass agrees (ratio 2/3: within the ceil rounding of a
+    256-pixel input's pyramid)."""
+    task = "denoise" if preset == "half" else "sr"
+    cfg = preset_config(
+        preset, task=task, scale=3, num_scales=num_scales, conditioned=task != "sr", **variant
+    )
+    measured = _measured_flops(cfg, num_scales, size=256)
+    assert flops_per_output_megapixel(cfg, num_scales) == pytest.approx(measured, rel=3e-3)

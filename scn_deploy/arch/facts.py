@@ -15,6 +15,7 @@ __all__ = [
     "aligned_levels",
     "effective_levels",
     "flops_per_input_pixel",
+    "flops_per_output_megapixel",
     "pyramid_alignment",
     "receptive_field_bound",
 ]
@@ -95,12 +96,16 @@ def flops_per_input_pixel(cfg: SCNConfig, num_scales: int) -> float:
         macs += c_in * c_out * 25
     body = 2 * c * hidden * 9
     cross = 0.0
-    if len(weights) > 1:  # one 1x1 conv per (level, offset), at the smaller of the two levels
+    learned = cfg.resample == "conv"
+    if len(weights) > 1:
+        # One 1x1 conv per (level, offset), at the smaller of the two levels; learned
+        # resampling (a strided conv down, a transposed conv up, kernel = stride) costs c*c
+        # per pixel of the larger one.
         for s in range(len(weights)):
             for i in range(-cfg.scale_reach, cfg.scale_reach + 1):
                 j = s + i
                 if i != 0 and 0 <= j < len(weights):
-                    cross += c * c * weights[max(s, j)]
+                    cross += c * c * weights[min(s, j) if learned else max(s, j)]
     macs += cfg.num_blocks * (body * pyramid + cross) / area
     return 2.0 * macs
 
@@ -119,3 +124,10 @@ def activation_bytes_per_pixel(cfg: SCNConfig, num_scales: int, *, fp16: bool = 
     floats = (4 * c * pyramid + cfg.hidden_features + c) / cfg.space_to_depth**2
     floats += cfg.in_channels + cfg.cond_channels + 3 * c_out
     return 1.5 * floats * (2 if fp16 else 4)
+
+
+def flops_per_output_megapixel(cfg: SCNConfig, num_scales: int | None = None) -> float:
+    """Convolution FLOPs (2 x multiply-accumulates) per output megapixel (resampling and
+    activations not counted: under 1%), at `num_scales` (default: as trained)."""
+    n = cfg.num_scales if num_scales is None else num_scales
+    return flops_per_input_pixel(cfg, n) / cfg.upscale**2 * 1e6

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.arch.scn import SCN, flops_per_output_megapixel, fuse_weight_norm
+from scn_deploy.arch.facts import flops_per_output_megapixel
+from scn_deploy.arch.scn import SCN, fuse_weight_norm
 from scn_deploy.atomic import atomic_target, atomic_write
 from scn_deploy.errors import ScnError
 
