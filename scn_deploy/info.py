@@ -17,7 +17,7 @@ from scn_deploy.modelfile import read_header, read_spec
 class ModelSummary:
     spec: ModelSpec
     params: int
-    flops_per_mp: float | None
+    flops_per_mp: float
     num_scales: int
     source: str
 

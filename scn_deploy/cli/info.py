@@ -80,10 +80,8 @@ def info(
     table.add_column("key", style="bold")
     table.add_column("value")
     table.add_row("parameters", f"{summary.params:,}")
-    flops = summary.flops_per_mp
     table.add_row(
-        f"GFLOP / output MP ({summary.num_scales} scales)",
-        f"{flops / 1e9:,.1f}" if flops is not None else "n/a (install scn-deploy[torch])",
+        f"GFLOP / output MP ({summary.num_scales} scales)", f"{summary.flops_per_mp / 1e9:,.1f}"
     )
     table.add_row("preset", str(spec.preset))
     for key, value in spec.arch.to_dict().items():
