@@ -157,7 +157,7 @@ def main() -> int:
         f"| preset | {spec.preset} ({arch.num_blocks} blocks, {arch.num_features} features, "
         f"x{arch.width_multiplier:g} width"
         + (
-            f"; body at 1/{arch.space_to_depth} resolution (space_to_depth {arch.space_to_depth})"
+            f"; body at 1/{arch.space_to_depth} resolution: space_to_depth {arch.space_to_depth}"
             if arch.space_to_depth > 1
             else ""
         )
