@@ -207,11 +207,13 @@ def test_openvino_fp32_matches_onnx_runtime(rng) -> None:
 
 
 @needs_openvino
-def test_openvino_runs_conditioned_models(rng) -> None:
-    x = rng.random((1, 1, 32, 32), dtype=np.float32)
-    level = np.full((1, 1, 32, 32), 25 / 255, np.float32)
-    ov = load_engine(zoo_path("denoise-gray"), engine="openvino", precision="fp32")
-    ort = load_engine(zoo_path("denoise-gray"), engine="onnx")
+@pytest.mark.parametrize("name", ["denoise-gray", "deblock-gray-fast"])
+def test_openvino_runs_conditioned_models(rng, name: str) -> None:
+    """Conditioned models, the half-resolution body (pixel unshuffle / shuffle) included."""
+    x = rng.random((1, 1, 32, 36), dtype=np.float32)
+    level = np.full((1, 1, 32, 36), 25 / 255, np.float32)
+    ov = load_engine(zoo_path(name), engine="openvino", precision="fp32")
+    ort = load_engine(zoo_path(name), engine="onnx")
     np.testing.assert_allclose(ov.infer(x, level), ort.infer(x, level), atol=1e-4)
 
 
