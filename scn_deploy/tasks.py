@@ -49,6 +49,7 @@ class Task:
         level_from_file: the level can be read off an input file when none is given (a
             JPEG's quality, from its quantisation tables).
         patch_multiple: training patches are a multiple of this (JPEG's 8x8 blocks).
+        integer_levels: levels are whole numbers (JPEG qualities).
     """
 
     name: str
@@ -61,6 +62,7 @@ class Task:
     baselines: tuple[str, ...] = ()
     level_from_file: bool = False
     patch_multiple: int = 1
+    integer_levels: bool = False
 
     @property
     def upscales(self) -> bool:
@@ -104,13 +106,13 @@ class Task:
         if lo <= self.typical_level <= hi:
             return self.typical_level
         middle = (lo + hi) / 2
-        return float(round(middle)) if self.name == "deblock" else middle
+        return float(round(middle)) if self.integer_levels else middle
 
     def draw_level(self, rng: np.random.Generator, level_range: tuple[float, float]) -> float:
         """A level drawn for one training patch of a blind model: uniform over the range
         (JPEG qualities: integers, both ends included)."""
         lo, hi = level_range
-        if self.name == "deblock":
+        if self.integer_levels:
             return float(rng.integers(int(lo), int(hi) + 1))
         return float(rng.uniform(lo, hi))
 
@@ -211,6 +213,7 @@ DEBLOCKING = Task(
     baselines=("identity",),
     level_from_file=True,
     patch_multiple=8,
+    integer_levels=True,
 )
 TASKS: dict[str, Task] = {t.name: t for t in (SUPER_RESOLUTION, DENOISING, DEBLOCKING)}
 TASK_NAMES = tuple(TASKS)
