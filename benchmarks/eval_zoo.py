@@ -6,6 +6,9 @@ benchmarks/zoo_card.py. Every run is a plain `scn eval` command line, printed be
 
     python benchmarks/eval_zoo.py NAME [NAME ...] [--baselines] [--jobs 2] [--engine onnx]
         [--level N ...]   (only these sigmas / qualities)
+    python benchmarks/eval_zoo.py --all --check DIR [--jobs 2]
+        (re-measure into DIR and compare with the stored results: the cards' numbers must
+        come back within --tolerance dB / the same SSIM to 1e-4; exit 1 otherwise)
 
 Sets (names resolved under the data root, see `scn eval --help`):
     sr        Set5, Set14, B100 at the model's scale              -> NAME-model.json
@@ -90,9 +93,37 @@ def plan(
     return runs
 
 
+def compare(stored: Path, fresh: Path, tolerance: float) -> list[str]:
+    """The metrics of ``fresh`` that differ from ``stored`` by more than ``tolerance`` (PSNR, dB)
+    or ``tolerance / 100`` (SSIM), one line each; a dataset missing from either is a difference."""
+    import json
+
+    def rows(path: Path) -> dict[str, dict]:
+        return {row["dataset"]: row for row in json.loads(path.read_text())["results"]}
+
+    old, new = rows(stored), rows(fresh)
+    out = [f"{fresh.name}: {name} only in one" for name in sorted(set(old) ^ set(new))]
+    for name in sorted(set(old) & set(new)):
+        for key, value in old[name].items():
+            if not key.startswith(("psnr", "ssim")) or key not in new[name]:
+                continue
+            limit = tolerance if key.startswith("psnr") else tolerance / 100
+            if abs(new[name][key] - value) > limit:
+                out.append(f"{fresh.name}: {name} {key} {value:.4f} -> {new[name][key]:.4f}")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="+", help="zoo model names, e.g. denoise-gray")
+    parser.add_argument("names", nargs="*", help="zoo model names, e.g. denoise-gray")
+    parser.add_argument("--all", action="store_true", help="every model in models/")
+    parser.add_argument(
+        "--check",
+        type=Path,
+        metavar="DIR",
+        help="write the results into DIR instead and compare them with the stored ones",
+    )
+    parser.add_argument("--tolerance", type=float, default=0.01, help="--check's PSNR bound, dB")
     parser.add_argument("--engine", default="onnx", help="scn eval --engine (default: onnx)")
     parser.add_argument("--baselines", action="store_true", help="also the baselines")
     parser.add_argument("--bm3d-sigma", type=int, action="append", default=None)
@@ -103,10 +134,17 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="re-run existing result files")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args()
+    names = list(args.names)
+    if args.all:
+        names += sorted(p.stem for p in (ROOT / "models").glob("*.safetensors"))
+    if not names:
+        parser.error("name zoo models, or --all")
+    out_dir = args.check.resolve() if args.check else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     runs = [
         run
-        for name in args.names
+        for name in names
         for run in plan(
             name,
             engine=args.engine,
@@ -117,9 +155,16 @@ def main() -> int:
     ]
     runs.sort(key=lambda run: "bm3d" not in run)  # the longest runs first
     todo = []
+    pairs: list[tuple[Path, Path]] = []
     for run in runs:
-        out = RESULTS / run[-1]
-        run[-1] = str(out.relative_to(ROOT))
+        out = out_dir / run[-1]
+        if args.check:
+            stored = RESULTS / run[-1]
+            if not stored.exists():
+                print(f"skip {run[-1]} (no stored result to compare with)")
+                continue
+            pairs.append((stored, out))
+        run[-1] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
         if out.exists() and not args.force:
             print(f"keep {run[-1]}")
             continue
@@ -140,7 +185,16 @@ def main() -> int:
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         codes = list(pool.map(execute, todo))
-    return 1 if any(codes) else 0
+    if any(codes):
+        return 1
+    if args.check and not args.dry_run:
+        differences = [
+            line for stored, fresh in pairs for line in compare(stored, fresh, args.tolerance)
+        ]
+        within = f"{len(pairs)} results reproduce within {args.tolerance} dB"
+        print("\n".join(differences) or within)
+        return 1 if differences else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 
 from scn_deploy.cpu import cpu_description
 from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import load_engine, resolve_device, torch_available
+from scn_deploy.engines.registry import EngineOptions, resolve_device, torch_available
 from scn_deploy.errors import ConfigError
 
 
@@ -109,6 +109,11 @@ class BenchRequest:
     repeat: int = 5
     scales: int | None = None
 
+    @property
+    def engine_options(self) -> EngineOptions:
+        """The engine, device, precision and pyramid scales to load the model with."""
+        return EngineOptions(self.engine, self.device, self.precision, self.scales)
+
 
 @dataclass
 class BenchResult:
@@ -156,13 +161,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     if request.tile < 16 or request.batch < 1 or request.repeat < 1:
         raise ConfigError("bench needs --tile >= 16, --batch >= 1 and --repeat >= 1")
     path = resolve_model(request.model, task="sr")
-    engine = load_engine(
-        path,
-        engine=request.engine,
-        device=request.device,
-        num_scales=request.scales,
-        precision=request.precision,
-    )
+    engine = request.engine_options.load(path)
     spec = engine.spec
     rng = np.random.default_rng(0)
     shape = (request.batch, spec.channels, request.tile, request.tile)

@@ -45,9 +45,9 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,6 +57,9 @@ from scn_deploy.errors import ConfigError, DataError
 from scn_deploy.imageio import list_images, read_image, write_image
 from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
 from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS
+
+if TYPE_CHECKING:
+    from scn_deploy.engines.registry import EngineOptions
 
 __all__ = [
     "LEVEL_KEYS",
@@ -150,6 +153,13 @@ class EvalRequest:
     engine: str = "auto"
     device: str = "auto"
     precision: str | None = None
+
+    @property
+    def engine_options(self) -> EngineOptions:
+        """The engine, device, precision and pyramid scales to load the model with."""
+        from scn_deploy.engines.registry import EngineOptions
+
+        return EngineOptions(self.engine, self.device, self.precision, self.scales)
 
     @property
     def level(self) -> float | int | None:
@@ -490,19 +500,12 @@ def check_model(spec: Any, request: EvalRequest, source: str = "the model") -> N
 
 
 def _load_restorer(request: EvalRequest) -> Any:
-    from scn_deploy.engines import load_engine
     from scn_deploy.restore import RestoreOptions, Restorer
     from scn_deploy.zoo import resolve_model
 
     assert request.model is not None
     path = resolve_model(request.model, task=request.task, scale=request.scale or 1)
-    engine = load_engine(
-        path,
-        engine=request.engine,
-        device=request.device,
-        num_scales=request.scales,
-        precision=request.precision,
-    )
+    engine = request.engine_options.load(path)
     check_model(engine.spec, request, source=str(request.model))
     return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
 
@@ -614,18 +617,15 @@ def _deblock_quality(request: EvalRequest) -> int | None:
 
 def _load_deblocker(request: EvalRequest) -> Any:
     """The deblocking stage `scn upscale` runs before the model on these JPEG inputs."""
-    from scn_deploy.engines import load_engine
     from scn_deploy.jpeg_input import zoo_pre_deblocker
     from scn_deploy.restore import RestoreOptions, Restorer
 
     if request.model is None or _deblock_quality(request) is None:
         return None
+    options = replace(request.engine_options, num_scales=None)
 
     def load(path: Path) -> Any:
-        engine = load_engine(
-            path, engine=request.engine, device=request.device, precision=request.precision
-        )
-        return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
+        return Restorer(options.load(path), RestoreOptions(tile=0, tta=request.tta))
 
     return zoo_pre_deblocker(load)
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, scan_folder
+from scn_deploy.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, OUTPUT_FORMATS, scan_folder
 
 __all__ = [
+    "FileOptions",
     "Job",
     "Problem",
     "Source",
@@ -28,6 +29,31 @@ __all__ = [
     "is_inside",
     "plan_outputs",
 ]
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """Which files a run reads and how it writes its outputs.
+
+    Attributes:
+        out: output folder, or file for a single input; None = beside each input.
+        recursive: include sub-folders of folder inputs.
+        max_pixels: refuse images whose header declares more pixels (None: no limit).
+        fmt: output format (png, jpg, webp, tiff); None = png, or OUT's extension.
+        suffix: output name suffix; None = the task's (`NAME_x4`, `NAME_denoised`, ...).
+        jpeg_quality: quality of jpg and webp outputs.
+        overwrite: replace existing outputs (default: skip them).
+        dry_run: report what would be written; decode and write nothing.
+    """
+
+    out: Path | None = None
+    recursive: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    fmt: str | None = None
+    suffix: str | None = None
+    jpeg_quality: int = 95
+    overwrite: bool = False
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)

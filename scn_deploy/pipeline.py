@@ -18,14 +18,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import cv2
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.engines.registry import resolve_device
+from scn_deploy.engines.registry import EngineOptions, resolve_device
 from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import (
+    FileOptions,
     Job,
     Problem,
     atomic_write,
@@ -34,7 +35,6 @@ from scn_deploy.files import (
     plan_outputs,
 )
 from scn_deploy.imageio import (
-    DEFAULT_MAX_PIXELS,
     Picture,
     load_image,
     probe_image,
@@ -65,58 +65,44 @@ class ClusterExecutor(Protocol):
 
 @dataclass
 class RunRequest:
-    """Everything one restoration command needs.
+    """Everything one restoration command needs: what to do, and the option groups that the
+    CLI builds once from its command line (engine, tiling, files, cluster).
 
     Attributes:
         task: "sr", "denoise" or "deblock" (the model must be of this task).
         inputs: files and/or folders.
         model: a model file (.safetensors or .onnx), already resolved.
-        out: output folder, or file for a single input; None = beside each input.
         level: noise sigma (denoise) or JPEG quality (deblock) for a conditioned model;
             None for deblock = estimate each JPEG's quality from its tables.
         outscale: final scale of an SR output (resized from the model's), None = model's.
-        fmt: output format (png, jpg, webp, tiff); None = png, or OUT's extension.
-        suffix: output name suffix; None = `default_suffix`.
+        deblock: SR only: "auto" removes a JPEG input's compression (quality estimated from
+            its tables) with the zoo's deblocking model before upscaling; "off"; or a quality
+            "Q" applied to every input (see `scn_deploy.jpeg_input`).
         gray_model: a 1-channel model of the same task for gray inputs, used beside a colour
             `model` (the CLI passes the zoo's gray variant when no --model is given: a colour
             model sees a gray image's noise or blocking identical in R, G and B, unlike in
             training); None: every image goes to `model`.
         jpeg_model: SR only: the model that upscales the inputs deblocked first (the CLI
             passes the zoo's `sr-xN-jpeg` when no --model / --fast is given); None: `model`.
-        max_pixels: refuse images whose header declares more pixels (None: no limit).
-        deblock: SR only: "auto" removes a JPEG input's compression (quality estimated from
-            its tables) with the zoo's deblocking model before upscaling; "off"; or a quality
-            "Q" applied to every input (see `scn_deploy.jpeg_input`).
-        memory_budget: bytes per forward pass for tile="auto" (None: device default).
-        engine, device, precision: as for `scn_deploy.engines.load_engine` (None: auto).
+        engine: which engine, device, precision and pyramid scales (`EngineOptions`).
+        restore: tiling, batch, TTA and the tile memory budget (`RestoreOptions`; levels
+            outside a conditioned model's trained range are always accepted here).
+        files: inputs read and outputs written (`scn_deploy.files.FileOptions`).
+        cluster: run the files elsewhere (`scn_deploy.cluster.ClusterOptions`); None: here.
     """
 
     task: str
     inputs: list[Path]
     model: Path
-    out: Path | None = None
-    gray_model: Path | None = None
-    jpeg_model: Path | None = None
-    engine: str = "auto"
-    device: str = "auto"
-    precision: str | None = None
-    num_scales: int | None = None
-    tile: int | Literal["auto"] = "auto"
-    tile_overlap: int | None = None
-    batch: int = 1
-    tta: bool = False
-    memory_budget: int | None = None
     level: float | None = None
     outscale: float | None = None
-    fmt: str | None = None
-    jpeg_quality: int = 95
-    suffix: str | None = None
-    recursive: bool = False
-    overwrite: bool = False
-    dry_run: bool = False
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    deblock: str = "auto"  # sr: JPEG inputs deblocked first: "auto", "off" or a quality "Q"
-    cluster: ClusterExecutor | None = None  # run the files elsewhere (`scn_deploy.cluster`)
+    deblock: str = "auto"
+    gray_model: Path | None = None
+    jpeg_model: Path | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
+    restore: RestoreOptions = field(default_factory=lambda: RestoreOptions(tile="auto"))
+    files: FileOptions = field(default_factory=FileOptions)
+    cluster: ClusterExecutor | None = None
 
 
 @dataclass
@@ -221,7 +207,7 @@ class Run:
         self.spec = spec
         self.reporter = reporter
         self.summary = RunSummary(
-            model=str(request.model), tier=tier_of(spec), dry_run=request.dry_run
+            model=str(request.model), tier=tier_of(spec), dry_run=request.files.dry_run
         )
         self.lock = threading.Lock()
         self.abort = threading.Event()
@@ -261,18 +247,17 @@ class Run:
 
     # -- planning ----------------------------------------------------------------------------
     def plan(self) -> list[Job]:
-        req = self.request
-        sources, problems = collect_sources(req.inputs, recursive=req.recursive, exclude=req.out)
-        fmt = req.fmt
+        req, files = self.request, self.request.files
+        sources, problems = collect_sources(
+            req.inputs, recursive=files.recursive, exclude=files.out
+        )
+        fmt = files.fmt
         if fmt is None:
-            single = output_is_file(req.out, sources)
-            fmt = _format_of(req.out) if single and req.out is not None else "png"
+            single = output_is_file(files.out, sources)
+            fmt = _format_of(files.out) if single and files.out is not None else "png"
         self.fmt = fmt
-        suffix = req.suffix
-        if suffix is None:
-            suffix = default_suffix(req.task, self.spec.scale, req.outscale)
         jobs, refused, dropped = plan_outputs(
-            sources, out=req.out, suffix=suffix, fmt=fmt, overwrite=req.overwrite
+            sources, out=files.out, suffix=self.suffix(), fmt=fmt, overwrite=files.overwrite
         )
         for problem in [*problems, *refused]:
             if problem.skipped:
@@ -284,11 +269,18 @@ class Run:
         todo = []
         for job in jobs:
             exists = job.output.exists() or job.output.is_symlink()
-            if exists and not req.overwrite:
+            if exists and not files.overwrite:
                 self._skip(Problem(job.source.path, "output exists (use --overwrite)"), job.output)
             else:
                 todo.append(job)
         return todo
+
+    def suffix(self) -> str:
+        """The output name suffix: --suffix, or the task's default."""
+        req = self.request
+        if req.files.suffix is not None:
+            return req.files.suffix
+        return default_suffix(req.task, self.spec.scale, req.outscale)
 
     def _skip(self, problem: Problem, output: Path | None) -> None:
         where = _url(output) if output else ""
@@ -300,7 +292,7 @@ class Run:
         started = time.perf_counter()
         path = job.source.path
         try:
-            picture = load_image(path, max_pixels=self.request.max_pixels)
+            picture = load_image(path, max_pixels=self.request.files.max_pixels)
             for message in picture.notes:
                 self.note(path, message)
             level = self.level_for(path, picture)
@@ -337,10 +329,15 @@ class Run:
             if self._deblocker is None:
                 colour, gray = self._deblock_models
                 # Both stages' engines stay loaded: deblocking plans with a quarter of the budget.
-                budget = self.request.memory_budget or default_memory_budget(
-                    resolve_device(self.request.device)
+                budget = self.request.restore.memory_budget or default_memory_budget(
+                    resolve_device(self.request.engine.device)
                 )
-                plain = replace(self.request, num_scales=None, memory_budget=budget // 4)
+                req = self.request
+                plain = replace(
+                    req,
+                    engine=replace(req.engine, num_scales=None),
+                    restore=replace(req.restore, memory_budget=budget // 4),
+                )
                 self._deblocker = PreDeblocker(
                     lambda path: load_restorer(plain, path), colour=colour, gray=gray
                 )
@@ -411,7 +408,7 @@ class Run:
 
         def write(fh: BinaryIO) -> None:
             notes.extend(
-                write_image_to(fh, item.picture, self.fmt, quality=self.request.jpeg_quality)
+                write_image_to(fh, item.picture, self.fmt, quality=self.request.files.jpeg_quality)
             )
 
         try:
@@ -530,12 +527,12 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     remote = _plan_remote(state)
     jobs = state.plan() if remote is None else remote
     summary = state.summary
-    if request.dry_run and remote is not None:
+    if request.files.dry_run and remote is not None:
         summary.outputs = [_url(job.output) for job in jobs]
-    elif request.dry_run:
+    elif request.files.dry_run:
         for job in jobs:
             try:
-                header = probe_image(job.source.path, max_pixels=request.max_pixels)
+                header = probe_image(job.source.path, max_pixels=request.files.max_pixels)
             except ScnError as exc:
                 state.fail(job.source.path, str(exc))
                 continue
@@ -546,8 +543,9 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         summary.seconds = time.perf_counter() - started
         return summary
     if jobs and request.cluster is not None:
-        summary.engine = f"{request.engine} on {request.cluster.name}"
-        summary.device, summary.precision = request.device, request.precision or "auto"
+        options = request.engine
+        summary.engine = f"{options.engine} on {request.cluster.name}"
+        summary.device, summary.precision = options.device, options.precision or "auto"
         reporter.start(len(jobs))
         request.cluster.execute(state, jobs)
     elif jobs:  # load the engine only when there is work for it
@@ -571,17 +569,14 @@ def _plan_remote(state: Run) -> list[Job] | None:
     from scn_deploy.files import Source
     from scn_deploy.remote import plan_remote, url_of
 
-    req = state.request
+    req, files = state.request, state.request.files
     if not any(url_of(p) for p in req.inputs):
         return None
     if req.cluster is None:
         raise ConfigError("URL inputs (s3://, gs://, file://...) are read with --cluster ray")
-    state.fmt = req.fmt or "png"
-    suffix = req.suffix
-    if suffix is None:
-        suffix = default_suffix(req.task, state.spec.scale, req.outscale)
+    state.fmt = files.fmt or "png"
     items, problems = plan_remote(
-        req.inputs, out=req.out, suffix=suffix, fmt=state.fmt, recursive=req.recursive
+        req.inputs, out=files.out, suffix=state.suffix(), fmt=state.fmt, recursive=files.recursive
     )
     for source, reason in problems:
         state.fail(Path(source), reason)
@@ -589,7 +584,7 @@ def _plan_remote(state: Run) -> list[Job] | None:
     for item in items:
         name = Path(item.source.rsplit("/", 1)[-1])
         job = Job(Source(Path(item.source), None, name), Path(item.output))
-        if item.exists and not req.overwrite:
+        if item.exists and not files.overwrite:
             state._skip(Problem(Path(item.source), "output exists (use --overwrite)"), job.output)
         else:
             jobs.append(job)
@@ -609,21 +604,5 @@ def spec_of(model: Path) -> ModelSpec:
 
 def load_restorer(request: RunRequest, model: Path | None = None) -> Restorer:
     """The request's engine and options for `model` (default: `request.model`)."""
-    from scn_deploy.engines.registry import load_engine
-
-    engine = load_engine(
-        model or request.model,
-        engine=request.engine,
-        device=request.device,
-        num_scales=request.num_scales,
-        precision=request.precision,
-    )
-    options = RestoreOptions(
-        tile=request.tile,
-        tile_overlap=request.tile_overlap,
-        batch=request.batch,
-        tta=request.tta,
-        memory_budget=request.memory_budget,
-        extrapolate_level=True,
-    )
-    return Restorer(engine, options)
+    engine = request.engine.load(model or request.model)
+    return Restorer(engine, replace(request.restore, extrapolate_level=True))

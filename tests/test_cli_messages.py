@@ -3,6 +3,7 @@ folders too, `scn export` without --model exports the whole zoo."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -92,3 +93,50 @@ def test_export_without_model_exports_the_zoo_then_refuses_trt(tmp_path: Path) -
     assert "ONNX files are written" in res.output and "TensorRT" in res.output
     res = runner.invoke(app, ["export", "-o", str(tmp_path / "one.onnx")])
     assert res.exit_code == 2 and "folder" in res.output
+
+
+def test_restoration_commands_share_one_declaration_of_the_common_options() -> None:
+    """upscale, denoise and deblock take every `Common` option, from the one declaration."""
+    import typer.main
+
+    from scn_deploy.cli.restoring import Common
+
+    group = typer.main.get_command(app)
+    common = {f.name for f in dataclasses.fields(Common)}
+    for name in ("upscale", "denoise", "deblock"):
+        command = group.get_command(None, name)  # type: ignore[attr-defined]
+        params = {p.name: p for p in command.params}
+        assert common <= set(params), name
+        assert params["inputs"].param_type_name == "argument"
+        assert command.params[0].name == "inputs"
+        # Same option strings and help in every command: they come from one place.
+        shown = {k: (tuple(p.opts), getattr(p, "help", None)) for k, p in params.items()}
+        if name == "upscale":
+            reference = shown
+        else:
+            assert {k: shown[k] for k in common} == {k: reference[k] for k in common}
+    source = Path(scn_deploy.__file__).parent / "cli"
+    for module in ("upscale.py", "denoise.py", "deblock.py"):
+        assert "tile_overlap" not in (source / module).read_text(), module
+
+
+def test_common_options_become_the_library_option_groups(tmp_path: Path) -> None:
+    from scn_deploy.cli.restoring import Common, Engine, Precision
+
+    common = Common(
+        inputs=[tmp_path],
+        out=tmp_path / "out",
+        tile="128",
+        tile_memory=64,
+        engine=Engine.onnx,
+        precision=Precision.fp32,
+        scales=2,
+        max_pixels=0,
+    )
+    engine = common.engine_options()
+    assert (engine.engine, engine.precision, engine.num_scales) == ("onnx", "fp32", 2)
+    restore = common.restore_options()
+    assert (restore.tile, restore.memory_budget, restore.extrapolate_level) == (128, 64 << 20, True)
+    files = common.file_options()
+    assert (files.out, files.max_pixels, files.fmt) == (tmp_path / "out", None, None)
+    assert common.cluster_options() is None

@@ -8,47 +8,19 @@ import typer
 
 from scn_deploy.cli.app import app
 from scn_deploy.cli.restoring import (
-    Actors,
-    Address,
-    AsJson,
-    Batch,
-    Cluster,
-    ClusterOpt,
     Common,
-    Device,
-    DryRun,
-    Engine,
-    EngineOpt,
-    FormatOpt,
-    Fp16,
-    Inputs,
-    JpegQuality,
-    MaxPixels,
-    Model,
-    NumGpus,
-    Out,
-    Overwrite,
-    Precision,
-    PrecisionOpt,
-    Quiet,
-    Recursive,
     RestorationFast,
-    Scales,
-    Suffix,
-    Tile,
-    TileMemory,
-    TileOverlap,
-    Tta,
     check_level,
     execute,
     load_spec,
+    restoration_command,
 )
-from scn_deploy.imageio import DEFAULT_MAX_PIXELS
 
 
 @app.command()
+@restoration_command
 def deblock(
-    inputs: Inputs,
+    common: Common,
     quality: Annotated[
         int | None,
         typer.Option(
@@ -58,35 +30,9 @@ def deblock(
             "each JPEG from its quantisation tables (the estimate is printed).",
         ),
     ] = None,
-    out: Out = None,
-    model: Model = None,
-    tile: Tile = "auto",
-    tile_overlap: TileOverlap = None,
-    tile_memory: TileMemory = None,
-    batch: Batch = 1,
-    engine: EngineOpt = Engine.auto,
-    device: Device = "auto",
-    fp16: Fp16 = False,
-    precision: PrecisionOpt = Precision.auto,
-    scales: Scales = None,
-    tta: Tta = False,
-    recursive: Recursive = False,
-    suffix: Suffix = None,
-    fmt: FormatOpt = None,
-    jpeg_quality: JpegQuality = 95,
-    overwrite: Overwrite = False,
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
-    quiet: Quiet = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-    cluster: ClusterOpt = Cluster.local,
-    address: Address = None,
-    num_gpus: NumGpus = 0.0,
-    actors: Actors = None,
     fast: RestorationFast = False,
 ) -> None:
     """Remove JPEG blocking and ringing with an SCN deblocking model."""
-    path, spec = load_spec(model, "deblock", 1, quiet=quiet, fast=fast)
+    path, spec = load_spec(common.model, "deblock", 1, quiet=common.quiet, fast=fast)
     level = check_level(spec, quality)
-    common = Common.pick(locals())
-    execute(common, task="deblock", model_path=path, level=level)
+    execute(common, task="deblock", model_path=path, level=level, fast=fast)

@@ -1,20 +1,25 @@
 """What `scn upscale`, `scn denoise` and `scn deblock` share: options, checks, progress.
 
-Each command module declares its own arguments with the option types below and calls
-`execute`, which checks the options against the model (usage errors: exit 2), runs
+Each command module declares only its own options and receives the shared ones (`Common`,
+declared once here) through `@restoration_command`. It calls `execute`, which checks the
+options against the model (usage errors: exit 2), turns them into the library's option
+groups (`EngineOptions`, `RestoreOptions`, `FileOptions`, cluster), runs
 `scn_deploy.pipeline.run` with a rich progress display on stderr, and prints either a
 summary (stderr) or one JSON line (stdout). Exit code 1 when any file failed.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import sys
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.markup import escape
@@ -29,9 +34,12 @@ from rich.progress import (
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.cli.app import err, fail
+from scn_deploy.engines.registry import EngineOptions
 from scn_deploy.errors import ConfigError, ScnError
-from scn_deploy.files import Job
-from scn_deploy.pipeline import Reporter, RunRequest, RunSummary
+from scn_deploy.files import FileOptions, Job
+from scn_deploy.imageio import DEFAULT_MAX_PIXELS
+from scn_deploy.pipeline import ClusterExecutor, Reporter, RunRequest, RunSummary, spec_of
+from scn_deploy.restore import RestoreOptions
 
 
 class Engine(StrEnum):
@@ -232,40 +240,112 @@ Actors = Annotated[
 
 @dataclass
 class Common:
-    """The options every restoration command has."""
+    """The options every restoration command has, declared once: `restoration_command` adds
+    them to the command's own parameters, and the command receives them as one `Common`."""
 
-    inputs: list[Path]
-    out: Path | None
-    model: str | None
-    tile: str
-    tile_overlap: int | None
-    tile_memory: int | None
-    batch: int
-    engine: Engine
-    device: str
-    fp16: bool
-    precision: Precision
-    scales: int | None
-    tta: bool
-    recursive: bool
-    suffix: str | None
-    fmt: Format | None
-    jpeg_quality: int
-    overwrite: bool
-    dry_run: bool
-    as_json: bool
-    quiet: bool
-    max_pixels: int
-    cluster: Cluster
-    address: str | None
-    num_gpus: float
-    actors: int | None
-    fast: bool
+    inputs: Inputs
+    out: Out = None
+    model: Model = None
+    tile: Tile = "auto"
+    tile_overlap: TileOverlap = None
+    tile_memory: TileMemory = None
+    batch: Batch = 1
+    engine: EngineOpt = Engine.auto
+    device: Device = "auto"
+    fp16: Fp16 = False
+    precision: PrecisionOpt = Precision.auto
+    scales: Scales = None
+    tta: Tta = False
+    recursive: Recursive = False
+    suffix: Suffix = None
+    fmt: FormatOpt = None
+    jpeg_quality: JpegQuality = 95
+    overwrite: Overwrite = False
+    dry_run: DryRun = False
+    as_json: AsJson = False
+    quiet: Quiet = False
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS
+    cluster: ClusterOpt = Cluster.local
+    address: Address = None
+    num_gpus: NumGpus = 0.0
+    actors: Actors = None
 
-    @classmethod
-    def pick(cls, values: dict[str, object]) -> Common:
-        """The common options out of a command's parameters (its `locals()`)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            engine=self.engine.value,
+            device=self.device,
+            precision=precision_of(self.precision, self.fp16),
+            num_scales=self.scales,
+        )
+
+    def restore_options(self) -> RestoreOptions:
+        return RestoreOptions(
+            tile=_parse_tile(self.tile),
+            tile_overlap=self.tile_overlap,
+            batch=self.batch,
+            tta=self.tta,
+            memory_budget=self.tile_memory << 20 if self.tile_memory else None,
+            extrapolate_level=True,
+        )
+
+    def file_options(self) -> FileOptions:
+        return FileOptions(
+            out=self.out,
+            recursive=self.recursive,
+            max_pixels=self.max_pixels or None,
+            fmt=self.fmt.value if self.fmt else None,
+            suffix=self.suffix,
+            jpeg_quality=self.jpeg_quality,
+            overwrite=self.overwrite,
+            dry_run=self.dry_run,
+        )
+
+    def cluster_options(self) -> ClusterExecutor | None:
+        if self.cluster == Cluster.local:
+            if self.address or self.num_gpus or self.actors:
+                raise fail("--address, --num-gpus and --actors need --cluster ray", 2)
+            return None
+        from scn_deploy.cluster import ClusterOptions
+
+        return ClusterOptions(address=self.address, actors=self.actors, num_gpus=self.num_gpus)
+
+
+def restoration_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`command(common: Common, **own)` as a Typer command whose parameters are INPUT, the
+    command's own options, then `Common`'s options: one declaration for upscale, denoise and
+    deblock."""
+    own_hints = get_type_hints(command, include_extras=True)
+    common_hints = get_type_hints(Common, include_extras=True)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+
+    def parameter(name: str, annotation: object, default: object) -> inspect.Parameter:
+        return inspect.Parameter(name, keyword, annotation=annotation, default=default)
+
+    own = [
+        parameter(p.name, own_hints[p.name], p.default)
+        for p in inspect.signature(command).parameters.values()
+        if p.name != "common"
+    ]
+    shared = [
+        parameter(
+            f.name,
+            common_hints[f.name],
+            inspect.Parameter.empty if f.default is MISSING else f.default,
+        )
+        for f in fields(Common)
+    ]
+    names = {f.name for f in fields(Common)}
+
+    @functools.wraps(command)
+    def wrapper(**values: Any) -> None:
+        common = Common(**{name: values.pop(name) for name in names})
+        command(common=common, **values)
+
+    parameters = [shared[0], *own, *shared[1:]]  # INPUT first
+    del wrapper.__wrapped__  # Typer reads the signature below, not the wrapped function's
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 def _parse_tile(value: str) -> int | str:
@@ -299,17 +379,11 @@ def load_spec(
 ) -> tuple[Path, ModelSpec]:
     """Resolve --model (or the zoo default, or with ``fast`` the fast tier's model) and read
     what the model is; exit on errors."""
-    from scn_deploy.modelfile import read_spec
     from scn_deploy.zoo import resolve_model
 
     try:
         path = resolve_model(model, task=task, scale=scale, fast=fast)
-        if path.suffix.lower() == ".onnx":
-            from scn_deploy.engines.registry import load_engine
-
-            spec = load_engine(path, engine="onnx").spec
-        else:
-            spec = read_spec(path)
+        spec = spec_of(path)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
     except ScnError as exc:
@@ -431,12 +505,12 @@ def execute(
     outscale: float | None = None,
     deblock: str = "auto",
     jpeg_model: Path | None = None,
+    fast: bool = False,
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
     (usage), 130 (Ctrl-C)."""
     from scn_deploy.pipeline import run
 
-    tile = _parse_tile(common.tile)
     _check_device(common.device)
     if not common.inputs:
         raise fail("give at least one INPUT file or folder", 2)
@@ -444,29 +518,15 @@ def execute(
         task=task,
         inputs=common.inputs,
         model=model_path,
-        gray_model=gray_companion(common.model, task, model_path, fast=common.fast),
-        jpeg_model=jpeg_model,
-        out=common.out,
-        engine=common.engine.value,
-        device=common.device,
-        precision=precision_of(common.precision, common.fp16),
-        num_scales=common.scales,
-        tile=tile,  # type: ignore[arg-type]
-        tile_overlap=common.tile_overlap,
-        batch=common.batch,
-        tta=common.tta,
-        memory_budget=common.tile_memory << 20 if common.tile_memory else None,
         level=level,
         outscale=outscale,
-        fmt=common.fmt.value if common.fmt else None,
-        jpeg_quality=common.jpeg_quality,
-        suffix=common.suffix,
-        recursive=common.recursive,
-        overwrite=common.overwrite,
-        dry_run=common.dry_run,
-        max_pixels=common.max_pixels or None,
         deblock=deblock,
-        cluster=_cluster_options(common),
+        gray_model=gray_companion(common.model, task, model_path, fast=fast),
+        jpeg_model=jpeg_model,
+        engine=common.engine_options(),
+        restore=common.restore_options(),
+        files=common.file_options(),
+        cluster=common.cluster_options(),
     )
     try:
         with RichReporter(common.quiet) as reporter:
@@ -481,16 +541,6 @@ def execute(
     _report(summary, common)
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _cluster_options(common: Common) -> object:
-    if common.cluster == Cluster.local:
-        if common.address or common.num_gpus or common.actors:
-            raise fail("--address, --num-gpus and --actors need --cluster ray", 2)
-        return None
-    from scn_deploy.cluster import ClusterOptions
-
-    return ClusterOptions(address=common.address, actors=common.actors, num_gpus=common.num_gpus)
 
 
 def _report(summary: RunSummary, common: Common) -> None:

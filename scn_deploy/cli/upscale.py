@@ -7,46 +7,13 @@ from typing import Annotated
 import typer
 
 from scn_deploy.cli.app import app, fail
-from scn_deploy.cli.restoring import (
-    Actors,
-    Address,
-    AsJson,
-    Batch,
-    Cluster,
-    ClusterOpt,
-    Common,
-    Device,
-    DryRun,
-    Engine,
-    EngineOpt,
-    FormatOpt,
-    Fp16,
-    Inputs,
-    JpegQuality,
-    MaxPixels,
-    Model,
-    NumGpus,
-    Out,
-    Overwrite,
-    Precision,
-    PrecisionOpt,
-    Quiet,
-    Recursive,
-    Scales,
-    Suffix,
-    Tile,
-    TileMemory,
-    TileOverlap,
-    Tta,
-    execute,
-    load_spec,
-)
-from scn_deploy.imageio import DEFAULT_MAX_PIXELS
+from scn_deploy.cli.restoring import Common, execute, load_spec, restoration_command
 
 
 @app.command()
+@restoration_command
 def upscale(
-    inputs: Inputs,
+    common: Common,
     scale: Annotated[
         int | None,
         typer.Option(
@@ -79,41 +46,15 @@ def upscale(
             "every input (e.g. a PNG that was once a JPEG). Reported per file and in --json.",
         ),
     ] = "auto",
-    out: Out = None,
-    model: Model = None,
-    tile: Tile = "auto",
-    tile_overlap: TileOverlap = None,
-    tile_memory: TileMemory = None,
-    batch: Batch = 1,
-    engine: EngineOpt = Engine.auto,
-    device: Device = "auto",
-    fp16: Fp16 = False,
-    precision: PrecisionOpt = Precision.auto,
-    scales: Scales = None,
-    tta: Tta = False,
-    recursive: Recursive = False,
-    suffix: Suffix = None,
-    fmt: FormatOpt = None,
-    jpeg_quality: JpegQuality = 95,
-    overwrite: Overwrite = False,
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
-    quiet: Quiet = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-    cluster: ClusterOpt = Cluster.local,
-    address: Address = None,
-    num_gpus: NumGpus = 0.0,
-    actors: Actors = None,
 ) -> None:
     """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
     if scale is not None and scale not in (2, 3, 4):
         raise fail(f"--scale must be 2, 3 or 4, got {scale}", 2)
-    path, spec = load_spec(model, "sr", scale or 4, quiet=quiet, fast=fast)
+    path, spec = load_spec(common.model, "sr", scale or 4, quiet=common.quiet, fast=fast)
     if scale is not None and spec.scale != scale:
         raise fail(
             f"{path} upscales x{spec.scale}, not x{scale} (drop --scale or pick another model)", 2
         )
-    common = Common.pick(locals())
     from scn_deploy.errors import ConfigError
     from scn_deploy.jpeg_input import DeblockSetting
 
@@ -124,7 +65,7 @@ def upscale(
     from scn_deploy.zoo import jpeg_companion
 
     # With the zoo's default model, deblocked inputs go to the zoo's JPEG model for the scale.
-    jpeg_model = None if model is not None or fast else jpeg_companion(spec.scale)
+    jpeg_model = None if common.model is not None or fast else jpeg_companion(spec.scale)
     execute(
         common,
         task="sr",
@@ -132,4 +73,5 @@ def upscale(
         outscale=outscale,
         deblock=str(setting),
         jpeg_model=jpeg_model,
+        fast=fast,
     )

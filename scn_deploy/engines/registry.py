@@ -203,6 +203,34 @@ def choose_precision(engine: str, model: Path, precision: str | None) -> str:
     return "fp32"
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which engine runs a model, where and how: the arguments of `load_engine`, as one
+    value that the CLI makes and the pipeline, evaluation and benchmark pass down unchanged.
+
+    Attributes:
+        engine: a name from `ENGINE_NAMES` ("auto": the fastest installed for the device).
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        precision: None (auto), "fp32", "fp16", "bf16" or "int8".
+        num_scales: pyramid scales at inference (None: as trained).
+    """
+
+    engine: str = "auto"
+    device: str = "auto"
+    precision: str | None = None
+    num_scales: int | None = None
+
+    def load(self, model: str | os.PathLike[str]) -> Engine:
+        """`model` loaded into the engine these options choose."""
+        return load_engine(
+            model,
+            engine=self.engine,
+            device=self.device,
+            precision=self.precision,
+            num_scales=self.num_scales,
+        )
+
+
 def load_engine(
     model: str | os.PathLike[str],
     *,
