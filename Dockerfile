@@ -11,8 +11,9 @@
 # wheels only; otherwise pip installs from the package registry.
 # EXTRAS (default "openvino": the fastest CPU engine, bf16 on CPUs with AVX512-BF16 / AMX) are
 # the package extras installed; EXTRAS="" gives an ONNX Runtime-only image.
-# GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (CUDA and
-# TensorRT execution providers) and adds the TensorRT Python package; run it with
+# GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (its CUDA
+# provider) and adds TensorRT with the CUDA runtime bindings (cuda-python) that
+# `--engine tensorrt` keeps its buffers with (no PyTorch in the image); run it with
 # `docker run --gpus all ... --device cuda`. Offline GPU builds need those wheels in wheelhouse/.
 # A base without Python (the CUDA images) gets python3 (+ venv to build) from its package
 # manager. The install runs in a build stage, so the wheelhouse never reaches a layer of the
@@ -45,7 +46,7 @@ RUN set -eu; \
     $pip install $find "$src"; \
     if [ "$GPU" = 1 ]; then \
         $pip uninstall -y onnxruntime; \
-        $pip install $find "onnxruntime-gpu>=1.18" "tensorrt-cu12>=10"; \
+        $pip install $find "onnxruntime-gpu>=1.18" "tensorrt-cu12>=10" "cuda-python>=12"; \
     fi
 
 FROM ${BASE}

@@ -112,7 +112,9 @@ class BenchRequest:
     @property
     def engine_options(self) -> EngineOptions:
         """The engine, device, precision and pyramid scales to load the model with."""
-        return EngineOptions(self.engine, self.device, self.precision, self.scales)
+        return EngineOptions(
+            self.engine, self.device, self.precision, self.scales, self.tile, self.batch
+        )
 
 
 @dataclass

@@ -85,9 +85,14 @@ CUDA_MAX_BUDGET = 8 << 30
 
 def cuda_free_bytes(index: int) -> int:
     """Free GPU memory as this process can use it: the driver's free memory plus what
-    PyTorch's caching allocator holds but does not use (it is reused, not lost)."""
-    import torch
+    PyTorch's caching allocator holds but does not use (it is reused, not lost). Without
+    PyTorch (the TensorRT and ONNX Runtime GPU installs) the CUDA runtime is asked."""
+    try:
+        import torch
+    except ImportError:
+        from scn_deploy.engines.cuda_runtime import CudaRuntime
 
+        return CudaRuntime().free_bytes(index)
     free, _total = torch.cuda.mem_get_info(index)
     cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
     return int(free + max(cached, 0))
@@ -101,7 +106,7 @@ def default_memory_budget(device: str = "cpu") -> int:
         try:
             index = int(device.split(":")[1]) if ":" in device else 0
             return min(cuda_free_bytes(index) // 2, CUDA_MAX_BUDGET)
-        except Exception:  # torch missing or no CUDA: fall back to a fixed budget
+        except Exception:  # neither torch nor the CUDA runtime can tell: a fixed budget
             return 2 << 30
     budget = 1 << 30
     try:

@@ -11,14 +11,11 @@ import pytest
 
 from scn_deploy.arch.facts import pyramid_alignment, receptive_field_bound
 from scn_deploy.engines.base import Engine
+from scn_deploy.engines.registry import EngineOptions
+from scn_deploy.engines.tensorrt_engine import numpy_dtype_of
 from scn_deploy.errors import ConfigError
 from scn_deploy.exporting.cache import export_dir
-from scn_deploy.exporting.tensorrt_build import (
-    TrtProfile,
-    cache_key,
-    profile_for,
-    torch_dtype_of,
-)
+from scn_deploy.exporting.tensorrt_build import TrtProfile, cache_key, profile_for
 from scn_deploy.modelfile import read_spec
 from scn_deploy.restore import RestoreOptions, Restorer
 from scn_deploy.zoo import zoo_path
@@ -35,6 +32,10 @@ class FakeEngine(Engine):
         )
         self.max_tile = max_tile
         self.shapes: list[tuple[int, ...]] = []
+
+    @classmethod
+    def load(cls, file, *, device, precision, options):  # not loaded through the registry
+        raise NotImplementedError
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.shapes.append(image.shape)
@@ -67,7 +68,7 @@ def test_tensorrt_export_and_engine_share_a_cache_key(monkeypatch) -> None:
 
     calls = []
 
-    def fake_build(onnx_path, *, profile, fp16=False, cache=None):
+    def fake_build(onnx_path, *, profile, fp16=False, cache=None, gpu=None):
         calls.append((Path(onnx_path), profile, fp16))
         return SimpleNamespace(cached=True, seconds=0.0, path=Path("e"), describe=lambda: "")
 
@@ -87,11 +88,10 @@ def test_tensorrt_export_and_engine_share_a_cache_key(monkeypatch) -> None:
 
 def test_tensorrt_buffers_take_the_engine_dtypes() -> None:
     trt = SimpleNamespace(DataType=SimpleNamespace(FLOAT="f32", HALF="f16", INT8="i8"))
-    torch = SimpleNamespace(float32="torch.float32", float16="torch.float16")
-    assert torch_dtype_of("f32", trt, torch) == "torch.float32"
-    assert torch_dtype_of("f16", trt, torch) == "torch.float16"
+    assert numpy_dtype_of("f32", trt) == np.float32
+    assert numpy_dtype_of("f16", trt) == np.float16
     with pytest.raises(ConfigError, match="float or half"):
-        torch_dtype_of("i8", trt, torch)
+        numpy_dtype_of("i8", trt)
 
 
 def test_tensorrt_tiles_beyond_the_profile_are_refused_before_running() -> None:
@@ -118,13 +118,15 @@ def test_cuda_engines_measure_the_receptive_field_on_a_cpu_twin() -> None:
     spec = read_spec(zoo_path("sr-x2"))
     gpu = FakeEngine(spec, device="cuda:1")
     gpu.precision = "fp32"
-    twinned = registry._with_twin(gpu, zoo_path("sr-x2"), None)
+    run = EngineOptions(engine="tensorrt", device="cuda:1", tile=512, batch=2)
+    twinned = registry._with_twin(gpu, zoo_path("sr-x2"), run)
     assert twinned.fp32_twin is not None
-    assert twinned.fp32_twin.args[:3] == ("onnx", zoo_path("sr-x2"), "cpu")
+    name, path, twin = twinned.fp32_twin.args
+    assert (name, path, twin.device, twin.precision) == ("onnx", zoo_path("sr-x2"), "cpu", "fp32")
     cpu = FakeEngine(spec, device="cpu")
     cpu.precision = "fp32"
     cpu.name = "onnx"
-    assert registry._with_twin(cpu, zoo_path("sr-x2"), None).fp32_twin is None
+    assert registry._with_twin(cpu, zoo_path("sr-x2"), EngineOptions()).fp32_twin is None
 
 
 def test_tensorrt_profile_for_tile_is_the_documented_shape() -> None:
@@ -176,3 +178,249 @@ def test_cuda_tile_budget_without_torch_falls_back(monkeypatch) -> None:
 
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     assert default_memory_budget("cuda") == 2 << 30
+
+
+# -- the TensorRT engine end to end on fakes: TensorRT's runtime and the CUDA runtime ---------
+class FakeCudart:
+    """The CUDA runtime calls `cuda_runtime.CudaRuntime` makes, on host memory: device
+    pointers index bytearrays; copies really move the bytes; every call is recorded."""
+
+    cudaError_t = SimpleNamespace(cudaSuccess="ok")
+    cudaMemcpyKind = SimpleNamespace(cudaMemcpyHostToDevice="h2d", cudaMemcpyDeviceToHost="d2h")
+
+    def __init__(self, devices: int = 2) -> None:
+        self.devices, self.current = devices, 0
+        self.memory: dict[int, bytearray] = {}
+        self.calls: list[tuple] = []
+        self.next_pointer = 0x1000
+
+    def cudaGetDeviceCount(self):
+        return "ok", self.devices
+
+    def cudaGetDevice(self):
+        return "ok", self.current
+
+    def cudaSetDevice(self, index):
+        self.calls.append(("set_device", index))
+        self.current = index
+        return ("ok",)
+
+    def cudaGetDeviceProperties(self, index):
+        return "ok", SimpleNamespace(name=f"Fake GPU {index}".encode() + b"\x00\x00")
+
+    def cudaMemGetInfo(self):
+        return "ok", (10 + self.current) << 30, 80 << 30
+
+    def cudaMalloc(self, nbytes):
+        pointer, self.next_pointer = self.next_pointer, self.next_pointer + nbytes + 256
+        self.memory[pointer] = bytearray(nbytes)
+        self.calls.append(("malloc", self.current, nbytes))
+        return "ok", pointer
+
+    def cudaFree(self, pointer):
+        del self.memory[pointer]
+        self.calls.append(("free", pointer))
+        return ("ok",)
+
+    def cudaStreamCreate(self):
+        return "ok", 77
+
+    def cudaStreamDestroy(self, stream):
+        self.calls.append(("destroy_stream", stream))
+        return ("ok",)
+
+    def cudaStreamSynchronize(self, stream):
+        self.calls.append(("sync", stream))
+        return ("ok",)
+
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        import ctypes
+
+        self.calls.append(("copy", kind, count, stream))
+        if kind == "h2d":
+            self.memory[dst][:count] = ctypes.string_at(src, count)
+        else:
+            ctypes.memmove(dst, bytes(self.memory[src][:count]), count)
+        return ("ok",)
+
+
+def _fake_tensorrt(cudart: FakeCudart, scale: int, io_dtype: str):
+    """A stand-in `tensorrt` module whose engine upscales (nearest) in device memory, with
+    inputs and output declared as `io_dtype` ("f32" or "f16")."""
+    dtypes = {"f32": np.float32, "f16": np.float16}
+    trt = SimpleNamespace(
+        DataType=SimpleNamespace(FLOAT="f32", HALF="f16"),
+        TensorIOMode=SimpleNamespace(INPUT="in", OUTPUT="out"),
+        Logger=SimpleNamespace(WARNING=2),
+    )
+    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
+
+    class Context:
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple] = {}
+            self.addresses: dict[str, int] = {}
+            self.streams: list[int] = []
+
+        def set_input_shape(self, name, shape):
+            self.shapes[name] = shape
+
+        def set_tensor_address(self, name, pointer):
+            self.addresses[name] = pointer
+
+        def get_tensor_shape(self, name):
+            b, c, h, w = self.shapes["image"]
+            return (b, c, h * scale, w * scale)
+
+        def execute_async_v3(self, stream):
+            self.streams.append(stream)
+            dtype = dtypes[io_dtype]
+            shape = self.shapes["image"]
+            count = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            raw = bytes(cudart.memory[self.addresses["image"]][:count])
+            x = np.frombuffer(raw, dtype).reshape(shape)
+            y = x.repeat(scale, axis=2).repeat(scale, axis=3)
+            cudart.memory[self.addresses["output"]][: y.nbytes] = y.tobytes()
+            return True
+
+    class CudaEngine:
+        num_io_tensors = 2
+        names = ("image", "output")
+
+        def __init__(self) -> None:
+            self.context = Context()
+
+        def get_tensor_name(self, i):
+            return self.names[i]
+
+        def get_tensor_mode(self, name):
+            return "in" if name == "image" else "out"
+
+        def get_tensor_dtype(self, name):
+            return io_dtype
+
+        def create_execution_context(self):
+            return self.context
+
+    class Runtime:
+        def __init__(self, logger) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            trt.engine = CudaEngine()
+            return trt.engine
+
+    trt.Runtime = Runtime
+    return trt
+
+
+def _tensorrt_on_fakes(monkeypatch, tmp_path: Path, io_dtype: str):
+    """Patch in the fakes; returns (cudart, trt, builds) where builds records build_engine's
+    arguments."""
+    import sys
+
+    from scn_deploy.engines import cuda_runtime
+    from scn_deploy.exporting import tensorrt_build
+
+    cudart = FakeCudart()
+    trt = _fake_tensorrt(cudart, scale=2, io_dtype=io_dtype)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: cudart)
+    engine_file = tmp_path / "fake.engine"
+    engine_file.write_bytes(b"serialized")
+    builds: list[dict] = []
+
+    def fake_build(onnx_path, *, profile, fp16=False, cache=None, gpu=None):
+        builds.append({"profile": profile, "fp16": fp16, "gpu": gpu, "device": cudart.current})
+        return SimpleNamespace(path=engine_file)
+
+    monkeypatch.setattr(tensorrt_build, "build_engine", fake_build)
+    return cudart, trt, builds
+
+
+def test_tensorrt_engine_runs_on_cuda_runtime_buffers_without_torch(monkeypatch, tmp_path) -> None:
+    """fp16 engine on cuda:1: built and run on device 1, inputs copied in the engine's dtype
+    (half), output read back as float32, our own stream everywhere, buffers reused, then
+    freed; no torch involved."""
+    import sys
+
+    from scn_deploy.engines.tensorrt_engine import TensorrtEngine, TensorrtOptions
+
+    cudart, trt, builds = _tensorrt_on_fakes(monkeypatch, tmp_path, io_dtype="f16")
+    monkeypatch.setitem(sys.modules, "torch", None)  # any torch import would fail
+    onnx = export_dir() / "sr-x2-s3.onnx"
+    engine = TensorrtEngine(
+        onnx, device="cuda:1", precision="fp16", options=TensorrtOptions(tile=128, batch=2)
+    )
+    assert builds == [
+        {
+            "profile": profile_for(read_spec(zoo_path("sr-x2")), 3, batch=2, tile=128),
+            "fp16": True,
+            "gpu": "Fake GPU 1",
+            "device": 1,
+        }
+    ]
+    assert engine.max_tile == 128
+    x = np.random.default_rng(0).random((2, 3, 40, 24), dtype=np.float32)
+    y = engine.infer(x)
+    assert y.dtype == np.float32 and y.shape == (2, 3, 80, 48)
+    expected = x.astype(np.float16).astype(np.float32).repeat(2, axis=2).repeat(2, axis=3)
+    np.testing.assert_array_equal(y, expected)
+    copies = [c for c in cudart.calls if c[0] == "copy"]
+    assert copies == [("copy", "h2d", x.size * 2, 77), ("copy", "d2h", y.size * 2, 77)]
+    assert trt.engine.context.streams == [77]
+    mallocs = [c for c in cudart.calls if c[0] == "malloc"]
+    assert {c[1] for c in mallocs} == {1} and len(mallocs) == 2
+    engine.infer(x[:1, :, :20, :20])  # smaller: the buffers are reused
+    assert len([c for c in cudart.calls if c[0] == "malloc"]) == 2
+    cudart.current = 0  # the caller moved on to another device: the engine goes back to 1
+    engine.infer(x)
+    assert cudart.current == 1
+    engine.close()
+    assert not cudart.memory and ("destroy_stream", 77) in cudart.calls
+
+
+def test_the_registry_builds_tensorrt_for_the_runs_tile_and_batch(monkeypatch, tmp_path) -> None:
+    """`scn upscale --engine tensorrt --tile 512 --batch 2` builds the profile (hence the
+    cache entry) of `scn export --trt --tile 512 --batch 2`; --tile auto builds for 256."""
+    from scn_deploy.engines import registry
+
+    _cudart, _trt, builds = _tensorrt_on_fakes(monkeypatch, tmp_path, io_dtype="f32")
+    monkeypatch.setattr(registry, "installed", lambda name: True)
+    monkeypatch.setattr(registry, "cuda_present", lambda: True)
+    model = zoo_path("sr-x2")
+    spec = read_spec(model)
+    engine = EngineOptions(engine="tensorrt", device="cuda", tile=512, batch=2).load(model)
+    assert engine.name == "tensorrt" and engine.max_tile == 512
+    assert builds[-1]["profile"] == profile_for(spec, 3, batch=2, tile=512)
+    EngineOptions(engine="tensorrt", device="cuda").load(model)
+    assert builds[-1]["profile"] == profile_for(spec, 3, batch=1, tile=256)
+
+
+def test_cuda_tile_budget_without_torch_asks_the_cuda_runtime(monkeypatch) -> None:
+    import sys
+
+    from scn_deploy.engines import cuda_runtime
+    from scn_deploy.tiling import default_memory_budget
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart())
+    assert default_memory_budget("cuda:1") == 11 << 29  # half of the 11 GiB free on device 1
+
+
+def test_tensorrt_is_unavailable_without_the_cuda_runtime_bindings(monkeypatch) -> None:
+    import sys
+
+    from scn_deploy.engines import cuda_runtime
+    from scn_deploy.exporting.tensorrt_build import tensorrt_unavailable_reason
+
+    monkeypatch.setitem(sys.modules, "tensorrt", SimpleNamespace())
+
+    def missing():
+        raise ConfigError("the CUDA runtime bindings are not installed: pip install x")
+
+    monkeypatch.setattr(cuda_runtime, "import_cudart", missing)
+    assert "CUDA runtime bindings" in tensorrt_unavailable_reason()
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart(devices=0))
+    assert "no CUDA GPU" in tensorrt_unavailable_reason()
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart(devices=1))
+    assert tensorrt_unavailable_reason() is None

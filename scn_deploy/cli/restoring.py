@@ -271,11 +271,14 @@ class Common:
     actors: Actors = None
 
     def engine_options(self) -> EngineOptions:
+        tile = _parse_tile(self.tile)
         return EngineOptions(
             engine=self.engine.value,
             device=self.device,
             precision=precision_of(self.precision, self.fp16),
             num_scales=self.scales,
+            tile=tile if isinstance(tile, int) and tile > 0 else None,
+            batch=self.batch,
         )
 
     def restore_options(self) -> RestoreOptions:

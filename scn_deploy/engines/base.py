@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scn_deploy.engines.registry import EngineOptions
 
 
 class UnsupportedModel(ConfigError):
@@ -48,6 +53,13 @@ class Engine(ABC):
         self.device = device
         self.precision = precision
         self.source = source
+
+    @classmethod
+    @abstractmethod
+    def load(cls, file: Path, *, device: str, precision: str, options: EngineOptions) -> Engine:
+        """The engine for `file` (the model file, or the ONNX export for backends that run
+        ONNX), with the device and precision the registry chose and the run's options (each
+        backend takes what it needs from them, e.g. TensorRT its profile's tile and batch)."""
 
     @abstractmethod
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:

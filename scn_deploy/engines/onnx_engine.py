@@ -1,20 +1,19 @@
-"""ONNX Runtime backend: runs exported models without PyTorch (CPU, CUDA or TensorRT EP)."""
+"""ONNX Runtime backend: runs exported models without PyTorch (CPU, or CUDA)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.engines.base import Engine
+from scn_deploy.engines.cuda_runtime import device_index
 from scn_deploy.errors import ConfigError, ModelFileError
 
-
-def device_index(device: str) -> int:
-    """N of "cuda:N" (0 for "cuda")."""
-    _, _, index = device.partition(":")
-    return int(index) if index else 0
+if TYPE_CHECKING:
+    from scn_deploy.engines.registry import EngineOptions
 
 
 def providers_for(device: str) -> list[str | tuple[str, dict[str, object]]]:
@@ -73,6 +72,11 @@ class OnnxEngine(Engine):
         self.input_type = self.session.get_inputs()[0].type
         precision = meta.get("scn_precision", "fp32")
         super().__init__(spec, num_scales=n, device=device, precision=precision, source=str(path))
+
+    @classmethod
+    def load(cls, file: Path, *, device: str, precision: str, options: EngineOptions) -> OnnxEngine:
+        """The export already has the precision (fp32, fp16 or int8 file)."""
+        return cls(file, device=device, num_scales=options.num_scales)
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

@@ -21,12 +21,16 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.atomic import atomic_write
 from scn_deploy.engines.base import Engine, UnsupportedModel
 from scn_deploy.errors import ConfigError, ModelFileError, ScnError
+
+if TYPE_CHECKING:
+    from scn_deploy.engines.registry import EngineOptions
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 KEEP_SHAPES = 2
@@ -158,6 +162,12 @@ class OpenvinoEngine(Engine):
         request = compiled.create_infer_request()
         self._requests[shape] = (compiled, request)
         return request
+
+    @classmethod
+    def load(
+        cls, file: Path, *, device: str, precision: str, options: EngineOptions
+    ) -> OpenvinoEngine:
+        return cls(file, device=device, num_scales=options.num_scales, precision=precision)
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

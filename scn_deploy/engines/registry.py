@@ -22,7 +22,7 @@ import importlib.util
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from scn_deploy.engines.base import Engine, UnsupportedModel
@@ -34,7 +34,8 @@ BF16_MAX_LOSS_DB = 0.02
 
 @dataclass(frozen=True)
 class Backend:
-    """One engine: the package it needs, the pip extra that installs it, what it runs."""
+    """One engine: the package it needs, the pip extra that installs it, what it runs, and
+    where its `Engine` class lives (imported only when the backend is loaded)."""
 
     name: str
     package: str
@@ -42,15 +43,51 @@ class Backend:
     devices: tuple[str, ...]
     precisions: tuple[str, ...]
     runs_onnx: bool  # runs the ONNX export (else the .safetensors model file)
+    engine_class: str  # "module:Class"
+
+    def load_class(self) -> type[Engine]:
+        module, _, name = self.engine_class.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
+_MODULE = "scn_deploy.engines"
 BACKENDS: dict[str, Backend] = {
-    "tensorrt": Backend("tensorrt", "tensorrt", "gpu", ("cuda",), ("fp32", "fp16"), True),
-    "openvino": Backend(
-        "openvino", "openvino", "openvino", ("cpu",), ("fp32", "bf16", "int8"), True
+    "tensorrt": Backend(
+        "tensorrt",
+        "tensorrt",
+        "gpu",
+        ("cuda",),
+        ("fp32", "fp16"),
+        True,
+        f"{_MODULE}.tensorrt_engine:TensorrtEngine",
     ),
-    "onnx": Backend("onnx", "onnxruntime", "", ("cpu", "cuda"), ("fp32", "fp16", "int8"), True),
-    "torch": Backend("torch", "torch", "torch", ("cpu", "cuda"), ("fp32", "fp16", "bf16"), False),
+    "openvino": Backend(
+        "openvino",
+        "openvino",
+        "openvino",
+        ("cpu",),
+        ("fp32", "bf16", "int8"),
+        True,
+        f"{_MODULE}.openvino_engine:OpenvinoEngine",
+    ),
+    "onnx": Backend(
+        "onnx",
+        "onnxruntime",
+        "",
+        ("cpu", "cuda"),
+        ("fp32", "fp16", "int8"),
+        True,
+        f"{_MODULE}.onnx_engine:OnnxEngine",
+    ),
+    "torch": Backend(
+        "torch",
+        "torch",
+        "torch",
+        ("cpu", "cuda"),
+        ("fp32", "fp16", "bf16"),
+        False,
+        f"{_MODULE}.torch_engine:TorchEngine",
+    ),
 }
 ENGINE_NAMES = ("auto", *BACKENDS)
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
@@ -213,22 +250,22 @@ class EngineOptions:
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: None (auto), "fp32", "fp16", "bf16" or "int8".
         num_scales: pyramid scales at inference (None: as trained).
+        tile: the largest tile (input pixels) the run will send, None when not fixed;
+            batch: tiles per forward pass. Engines built for fixed shapes size themselves
+            from these (TensorRT's profile, `tensorrt_engine.TensorrtOptions`); the others
+            ignore them.
     """
 
     engine: str = "auto"
     device: str = "auto"
     precision: str | None = None
     num_scales: int | None = None
+    tile: int | None = None
+    batch: int = 1
 
     def load(self, model: str | os.PathLike[str]) -> Engine:
         """`model` loaded into the engine these options choose."""
-        return load_engine(
-            model,
-            engine=self.engine,
-            device=self.device,
-            precision=self.precision,
-            num_scales=self.num_scales,
-        )
+        return load_engine(model, **asdict(self))
 
 
 def load_engine(
@@ -239,6 +276,8 @@ def load_engine(
     num_scales: int | None = None,
     fp16: bool = False,
     precision: str | None = None,
+    tile: int | None = None,
+    batch: int = 1,
 ) -> Engine:
     """Load `model` (a .safetensors model file or an exported .onnx) into an engine.
 
@@ -247,6 +286,8 @@ def load_engine(
     precision: None (auto), "fp32", "fp16" (same as fp16=True), "bf16" (torch, or OpenVINO
         on a CPU with native bf16) or "int8" (the ONNX export quantized by
         `scn export --int8`).
+    tile, batch: the run's largest tile and batch, for engines built for fixed shapes
+        (TensorRT; see `EngineOptions`).
     """
     if engine not in ENGINE_NAMES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINE_NAMES)}")
@@ -255,20 +296,21 @@ def load_engine(
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     device = resolve_device(device)
+    options = EngineOptions(engine, device, precision, num_scales, tile, batch)
     path = Path(model)
     if engine != "auto":
-        return _with_twin(_load(engine, path, device, num_scales, precision), path, num_scales)
+        return _with_twin(_load(engine, path, options), path, options)
     order = engine_order(path, device, precision, num_scales)
     for name in order[:-1]:
         try:  # e.g. an fp16 .onnx file, which OpenVINO does not run: the next engine does
-            loaded = _load(name, path, device, num_scales, precision)
+            loaded = _load(name, path, options)
         except UnsupportedModel:
             continue
-        return _with_twin(loaded, path, num_scales)
-    return _with_twin(_load(order[-1], path, device, num_scales, precision), path, num_scales)
+        return _with_twin(loaded, path, options)
+    return _with_twin(_load(order[-1], path, options), path, options)
 
 
-def _with_twin(engine: Engine, path: Path, num_scales: int | None) -> Engine:
+def _with_twin(engine: Engine, path: Path, options: EngineOptions) -> Engine:
     """Give a lower-precision or CUDA engine a loader for its fp32 twin on the CPU (same
     model, same backend; ONNX Runtime for TensorRT): the receptive field is measured there,
     free of bf16 / fp16 / TF32 rounding and of the GPU engine's batch and shape limits."""
@@ -277,41 +319,25 @@ def _with_twin(engine: Engine, path: Path, num_scales: int | None) -> Engine:
     name = "onnx" if engine.name == "tensorrt" else engine.name
     if path.suffix.lower() == ".onnx" and engine.precision == "int8":
         return engine  # only the quantized file is known: no fp32 twin
-    engine.fp32_twin = functools.partial(_load, name, path, "cpu", num_scales, "fp32")
+    twin = replace(options, device="cpu", precision="fp32")
+    engine.fp32_twin = functools.partial(_load, name, path, twin)
     return engine
 
 
-def _load(
-    name: str, path: Path, device: str, num_scales: int | None, precision: str | None
-) -> Engine:
-    is_onnx = path.suffix.lower() == ".onnx"
-    backend = BACKENDS[name]
+def _load(name: str, path: Path, options: EngineOptions) -> Engine:
+    """Backend `name` loaded with `path`: checks what it needs and runs, chooses the
+    precision, finds (or makes) the file it runs, and builds it through its class's `load`."""
+    backend, device = BACKENDS[name], options.device
     if not installed(name):
         raise ConfigError(f"the {name} engine needs {backend.package}: {install_hint(name)}")
     if _device_kind(device) not in backend.devices:
         raise ConfigError(f"the {name} engine runs on {' or '.join(backend.devices)}, not {device}")
-    chosen = choose_precision(name, path, precision)
+    chosen = choose_precision(name, path, options.precision)
     if chosen not in backend.precisions:
         raise ConfigError(f"the {name} engine runs {', '.join(backend.precisions)}, not {chosen}")
-    if name == "torch":
-        if is_onnx:
-            raise ConfigError("the torch engine needs a .safetensors model file, not an .onnx")
-        from scn_deploy.engines.torch_engine import TorchEngine
+    file = path
+    if backend.runs_onnx and path.suffix.lower() != ".onnx":
+        from scn_deploy.exporting.cache import onnx_for
 
-        return TorchEngine(path, device=device, num_scales=num_scales, precision=chosen)
-    from scn_deploy.exporting.cache import onnx_for
-
-    onnx_path = (
-        path if is_onnx else onnx_for(path, num_scales, precision=onnx_precision(name, chosen))
-    )
-    if name == "onnx":
-        from scn_deploy.engines.onnx_engine import OnnxEngine
-
-        return OnnxEngine(onnx_path, device=device, num_scales=num_scales)
-    if name == "openvino":
-        from scn_deploy.engines.openvino_engine import OpenvinoEngine
-
-        return OpenvinoEngine(onnx_path, device=device, num_scales=num_scales, precision=chosen)
-    from scn_deploy.engines.tensorrt_engine import TensorrtEngine
-
-    return TensorrtEngine(onnx_path, device=device, precision=chosen)
+        file = onnx_for(path, options.num_scales, precision=onnx_precision(name, chosen))
+    return backend.load_class().load(file, device=device, precision=chosen, options=options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ from scn_deploy.arch.scn import fuse_weight_norm
 from scn_deploy.engines.base import Engine
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import load_model
+
+if TYPE_CHECKING:
+    from scn_deploy.engines.registry import EngineOptions
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -39,6 +43,14 @@ class TorchEngine(Engine):
         self.dtype = DTYPES[precision]
         self.model.to(self.dtype)
         super().__init__(spec, num_scales=n, device=device, precision=precision, source=str(path))
+
+    @classmethod
+    def load(
+        cls, file: Path, *, device: str, precision: str, options: EngineOptions
+    ) -> TorchEngine:
+        if file.suffix.lower() == ".onnx":
+            raise ConfigError("the torch engine needs a .safetensors model file, not an .onnx")
+        return cls(file, device=device, num_scales=options.num_scales, precision=precision)
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

@@ -25,15 +25,17 @@ WORKSPACE_BYTES = 4 << 30
 
 def tensorrt_unavailable_reason() -> str | None:
     """None when TensorRT can build and run here, else why not (in words)."""
+    from scn_deploy.engines.cuda_runtime import CudaRuntime
+
     try:
         import tensorrt  # noqa: F401
     except ImportError:
         return "the tensorrt package is not installed (pip install 'scn-deploy[gpu]')"
     try:
-        import torch
-    except ImportError:
-        return "the TensorRT engine keeps its buffers in PyTorch CUDA tensors: install torch"
-    if not torch.cuda.is_available():
+        cuda = CudaRuntime()
+    except ConfigError as exc:
+        return str(exc)
+    if cuda.device_count() == 0:
         return "no CUDA GPU is visible (TensorRT engines are built on and for an NVIDIA GPU)"
     return None
 
@@ -95,14 +97,6 @@ def profile_for(spec, num_scales: int, *, batch: int, tile: int) -> TrtProfile:
     return TrtProfile.for_tile(spec.channels, batch, tile, margin)
 
 
-def torch_dtype_of(trt_dtype: object, trt: object, torch: object) -> object:
-    """The torch dtype of a TensorRT tensor dtype (float and half are what our exports use)."""
-    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}  # type: ignore[attr-defined]
-    if trt_dtype not in table:
-        raise ConfigError(f"unexpected TensorRT tensor type {trt_dtype}: expected float or half")
-    return table[trt_dtype]
-
-
 @dataclass
 class BuiltEngine:
     path: Path
@@ -133,18 +127,22 @@ def build_engine(
     profile: TrtProfile,
     fp16: bool = False,
     cache: Path | None = None,
+    gpu: str | None = None,
 ) -> BuiltEngine:
-    """Build (or load from the cache) the serialized engine for an ONNX export."""
+    """Build (or load from the cache) the serialized engine for an ONNX export, on the
+    current CUDA device; ``gpu`` is its name (a cache key part; default: asked)."""
     require_tensorrt()
     import tensorrt as trt
-    import torch
 
     from scn_deploy.atomic import atomic_write
+    from scn_deploy.engines.cuda_runtime import CudaRuntime
     from scn_deploy.exporting.cache import cache_dir
     from scn_deploy.exporting.onnx_export import INPUT_IMAGE, INPUT_LEVEL
 
     onnx_bytes = Path(onnx_path).read_bytes()
-    gpu = torch.cuda.get_device_name()
+    if gpu is None:
+        cuda = CudaRuntime()
+        gpu = cuda.device_name(cuda.current_device())
     precision = "fp16" if fp16 else "fp32"
     folder = cache or cache_dir() / "tensorrt"
     key = cache_key(onnx_bytes, trt.__version__, gpu, precision, profile)
