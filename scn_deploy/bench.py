@@ -33,8 +33,21 @@ def _best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> dict[str, float]:
-    """fp32 n x n matmul GFLOP/s by library ({"numpy": .., "torch": .., "peak": max})."""
+def gemm_arithmetic(device: str, precision: str) -> str:
+    """The arithmetic an engine's convolutions run in, as the GEMM peak is measured: fp32 on
+    the CPU (bf16 / int8 rows are compared with the fp32 peak there); on CUDA fp16 and bf16
+    as such, fp32 as TF32 (cuDNN's and TensorRT's default for fp32 convolutions)."""
+    if not device.startswith("cuda"):
+        return "fp32"
+    return {"fp16": "fp16", "bf16": "bf16"}.get(precision, "tf32")
+
+
+def gemm_peak_gflops(
+    device: str = "cpu", precision: str = "fp32", n: int = 2048, repeats: int = 5
+) -> dict[str, float]:
+    """n x n matmul GFLOP/s by library in `gemm_arithmetic(device, precision)`
+    ({"numpy": .., "torch": .., "peak": max}); {} when it cannot be measured here (CUDA
+    without PyTorch: the GPU install has no GEMM library of its own to time)."""
     flop = 2.0 * n**3
     found: dict[str, float] = {}
     if device == "cpu":
@@ -46,19 +59,53 @@ def gemm_peak_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> di
     if torch_available():
         import torch
 
-        ta = torch.rand(n, n, device=device)
-        tb = torch.rand(n, n, device=device)
+        arithmetic = gemm_arithmetic(device, precision)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(arithmetic, torch.float32)
+        ta = torch.rand(n, n, device=device).to(dtype)
+        tb = torch.rand(n, n, device=device).to(dtype)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = arithmetic == "tf32"
 
         def mm() -> None:
             ta @ tb
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
 
-        mm()
-        found["torch"] = flop / _best_seconds(mm, repeats) / 1e9
-    if not found:
-        raise ConfigError(f"cannot measure a GEMM peak on {device} without PyTorch")
-    found["peak"] = max(found.values())
+        try:
+            mm()
+            found["torch"] = flop / _best_seconds(mm, repeats) / 1e9
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+    if found:
+        found["peak"] = max(found.values())
+    return found
+
+
+def gpu_memory_mb(device: str) -> dict[str, float] | None:
+    """GPU memory after a run on `device` (None on the CPU): "used" is the device's used
+    memory as the driver sees it (every allocator's pool: ONNX Runtime's arena, TensorRT's
+    activations, PyTorch's cache), "torch_peak_allocated" PyTorch's own peak when PyTorch
+    is loaded. Host memory is `peak_rss_mb`."""
+    import sys
+
+    if not device.startswith("cuda"):
+        return None
+    from scn_deploy.engines.cuda_runtime import device_index
+
+    index = device_index(device)
+    found: dict[str, float] = {}
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None:
+            free, total = torch.cuda.mem_get_info(index)
+            found["torch_peak_allocated"] = torch.cuda.max_memory_allocated(index) / 2**20
+        else:
+            from scn_deploy.engines.cuda_runtime import CudaRuntime
+
+            free, total = CudaRuntime().memory_info(index)
+    except Exception:  # no way to ask here
+        return found or None
+    found["used"] = (total - free) / 2**20
     return found
 
 
@@ -66,9 +113,14 @@ def host_description(device: str = "cpu") -> str:
     """The GPU's name, or the CPU's model, vector extensions and core count (see
     `scn_deploy.cpu.cpu_description`)."""
     if device.startswith("cuda"):
-        import torch
+        from scn_deploy.engines.cuda_runtime import CudaRuntime, device_index
 
-        return torch.cuda.get_device_name(torch.device(device))
+        try:
+            return CudaRuntime().device_name(device_index(device))
+        except ConfigError:  # no cuda-python: PyTorch's CUDA build knows it too
+            import torch
+
+            return torch.cuda.get_device_name(torch.device(device))
     return cpu_description()
 
 
@@ -132,11 +184,13 @@ class BenchResult:
     peak_rss_mb: float
     gflop_per_output_mp: float | None
     gflops: float | None
-    gemm_peak_gflops: float
+    gemm_peak_gflops: float | None
     gemm_by_library: dict[str, float]
     fraction_of_peak: float | None
     threads: int | None
     image: dict[str, Any] | None = field(default=None)
+    gemm_arithmetic: str = "fp32"  # what the peak was measured in (`gemm_arithmetic`)
+    gpu_memory_mb: dict[str, float] | None = None  # `gpu_memory_mb`; None on the CPU
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,7 +231,9 @@ def run_bench(request: BenchRequest) -> BenchResult:
     per_mp = network_gflop_per_mp(engine)
     gflops = per_mp * mp_per_s if per_mp is not None else None
     image = _bench_image(engine, request) if request.size else None
-    gemm = gemm_peak_gflops(engine.device)
+    gpu_memory = gpu_memory_mb(engine.device)
+    gemm = gemm_peak_gflops(engine.device, engine.precision)
+    peak = gemm.get("peak")
     threads = None
     if torch_available():
         import torch
@@ -197,11 +253,13 @@ def run_bench(request: BenchRequest) -> BenchResult:
         peak_rss_mb=_peak_rss_mb(),
         gflop_per_output_mp=per_mp,
         gflops=gflops,
-        gemm_peak_gflops=gemm["peak"],
+        gemm_peak_gflops=peak,
         gemm_by_library=gemm,
-        fraction_of_peak=gflops / gemm["peak"] if gflops is not None else None,
+        fraction_of_peak=gflops / peak if gflops is not None and peak else None,
         threads=threads,
         image=image,
+        gemm_arithmetic=gemm_arithmetic(engine.device, engine.precision),
+        gpu_memory_mb=gpu_memory,
     )
 
 
@@ -330,7 +388,8 @@ def bench_versus(request: BenchRequest, other: str) -> dict[str, Any]:
 
 def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, Any]:
     """Bench every installed engine x precision on the same tiles in one run: MP/s, ratio to
-    ONNX Runtime fp32 (or the first row), fraction of the fp32 GEMM peak and, for SR models
+    ONNX Runtime fp32 (or the first row), fraction of the GEMM peak (fp32 on the CPU; on CUDA
+    in the row's arithmetic, `gemm_arithmetic`) and, for SR models
     with the benchmark data present, the Set5 PSNR-Y change from fp32."""
     device = resolve_device(request.device)
     rows: list[dict[str, Any]] = []
@@ -344,6 +403,7 @@ def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, An
                 "mp_per_s": result.mp_per_s,
                 "ms_per_tile": result.ms_per_tile,
                 "fraction_of_peak": result.fraction_of_peak,
+                "gemm_arithmetic": result.gemm_arithmetic,
                 "set5_psnr_y": _set5_psnr(request.model, engine, device, precision)
                 if psnr
                 else None,

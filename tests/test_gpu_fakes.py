@@ -424,3 +424,38 @@ def test_tensorrt_is_unavailable_without_the_cuda_runtime_bindings(monkeypatch) 
     assert "no CUDA GPU" in tensorrt_unavailable_reason()
     monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart(devices=1))
     assert tensorrt_unavailable_reason() is None
+
+
+def test_bench_on_cuda_compares_with_the_peak_of_its_own_arithmetic() -> None:
+    from scn_deploy.bench import gemm_arithmetic
+
+    assert gemm_arithmetic("cpu", "bf16") == "fp32"  # CPU rows: the fp32 peak, as documented
+    assert gemm_arithmetic("cuda", "fp32") == "tf32"
+    assert gemm_arithmetic("cuda:1", "fp16") == "fp16"
+
+
+def test_bench_reports_gpu_memory_without_torch(monkeypatch) -> None:
+    """The GPU image has no torch: memory and the GPU's name come from the CUDA runtime."""
+    import sys
+
+    from scn_deploy.bench import gpu_memory_mb, host_description
+    from scn_deploy.engines import cuda_runtime
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart())
+    assert gpu_memory_mb("cpu") is None
+    assert gpu_memory_mb("cuda:1") == {"used": (80 - 11) * 1024}
+    assert host_description("cuda:1") == "Fake GPU 1"
+
+
+def test_bench_reports_torchs_peak_beside_the_device_view(monkeypatch) -> None:
+    import sys
+
+    from scn_deploy.bench import gpu_memory_mb
+
+    cuda = SimpleNamespace(
+        mem_get_info=lambda index: (60 << 30, 80 << 30),
+        max_memory_allocated=lambda index: 3 << 30,
+    )
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    assert gpu_memory_mb("cuda") == {"torch_peak_allocated": 3072.0, "used": 20480.0}

@@ -124,3 +124,16 @@ def test_tests_import_modules_not_scripts() -> None:
     loader = "spec_from_" + "file_location"
     for path in (ROOT / "tests").glob("*.py"):
         assert loader not in path.read_text(), path.name
+
+
+def test_every_test_that_needs_a_gpu_carries_the_gpu_marker() -> None:
+    """`pytest -m "not gpu"` must leave out every test that needs a GPU: a test module whose
+    skip reasons mention a GPU marks those tests (or the whole module) `gpu`."""
+    import re
+
+    for path in (ROOT / "tests").glob("test_*.py"):
+        text = path.read_text()
+        for match in re.finditer(r'reason="needs [^"]*GPU"', text):
+            before = text[: match.start()].rsplit("\ndef ", 1)[-1]
+            module_wide = "pytestmark" in text and "pytest.mark.gpu" in text.split("def ", 1)[0]
+            assert module_wide or "@pytest.mark.gpu" in before, (path.name, match.group())

@@ -98,12 +98,20 @@ def bench_command(
         ("tile x batch", f"{result.tile} x {result.batch}"),
         ("output MP/s", f"{result.mp_per_s:.3f}"),
         ("ms per tile", f"{result.ms_per_tile:.1f}"),
-        ("peak RSS", f"{result.peak_rss_mb:.0f} MiB"),
+        ("peak host RSS", f"{result.peak_rss_mb:.0f} MiB"),
     ]
+    for key, value in (result.gpu_memory_mb or {}).items():
+        rows.append((f"GPU memory ({key.replace('_', ' ')})", f"{value:.0f} MiB"))
     if result.gflops is not None:
         rows.append(("network GFLOP/s", f"{result.gflops:.1f}"))
     gemm = ", ".join(f"{k} {v:.1f}" for k, v in result.gemm_by_library.items() if k != "peak")
-    rows.append(("fp32 GEMM peak GFLOP/s", f"{result.gemm_peak_gflops:.1f} ({gemm})"))
+    if result.gemm_peak_gflops is not None:
+        rows.append(
+            (
+                f"{result.gemm_arithmetic} GEMM peak GFLOP/s",
+                f"{result.gemm_peak_gflops:.1f} ({gemm})",
+            )
+        )
     if result.fraction_of_peak is not None:
         rows.append(("fraction of peak", f"{100 * result.fraction_of_peak:.0f}%"))
     if result.image:
@@ -147,7 +155,7 @@ def _print_comparison(doc: dict | None) -> None:
         title=escape(f"{doc['model']}: tile {doc['tile']} x {doc['batch']} on {doc['host']}"),
         caption=f"ratio: to {doc['baseline']}; Set5 change: PSNR-Y vs {doc['baseline']}",
     )
-    for column in ("engine", "precision", "MP/s", "ratio", "of fp32 peak", "Set5 PSNR-Y", "change"):
+    for column in ("engine", "precision", "MP/s", "ratio", "of peak", "Set5 PSNR-Y", "change"):
         table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
     for row in doc["rows"]:
         peak = row["fraction_of_peak"]
@@ -158,7 +166,7 @@ def _print_comparison(doc: dict | None) -> None:
             row["precision"],
             f"{row['mp_per_s']:.3f}",
             f"{row['ratio']:.2f}x",
-            f"{100 * peak:.0f}%" if peak is not None else "-",
+            f"{100 * peak:.0f}% {row.get('gemm_arithmetic', 'fp32')}" if peak is not None else "-",
             f"{psnr:.3f}" if psnr is not None else "-",
             f"{delta:+.3f}" if delta is not None else "-",
         )

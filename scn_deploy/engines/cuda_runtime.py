@@ -68,11 +68,14 @@ class CudaRuntime:
         name = props.name
         return (name.decode() if isinstance(name, bytes) else str(name)).rstrip("\x00")
 
-    def free_bytes(self, index: int) -> int:
-        """Free memory on GPU `index` as the driver reports it."""
+    def memory_info(self, index: int) -> tuple[int, int]:
+        """(free, total) bytes of GPU `index` as the driver reports them."""
         self.set_device(index)
-        free, _total = self._check("cudaMemGetInfo", self.rt.cudaMemGetInfo())
-        return int(free)
+        free, total = self._check("cudaMemGetInfo", self.rt.cudaMemGetInfo())
+        return int(free), int(total)
+
+    def free_bytes(self, index: int) -> int:
+        return self.memory_info(index)[0]
 
     def malloc(self, nbytes: int) -> int:
         return int(self._check("cudaMalloc", self.rt.cudaMalloc(max(nbytes, 1))))

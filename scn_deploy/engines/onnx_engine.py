@@ -29,7 +29,7 @@ def providers_for(device: str) -> list[str | tuple[str, dict[str, object]]]:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ConfigError(
             f"--device {device}: ONNX Runtime has no CUDA provider here "
-            "(pip install 'scn-deploy[gpu]'; see docs/export.md for the GPU install)"
+            "(pip install 'scn-deploy[gpu]'; see docs/gpu.md for the GPU install)"
         )
     options = {"device_id": device_index(device)}
     return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
