@@ -129,8 +129,6 @@ def network_gflop_per_mp(engine: Engine) -> float | None:
     meta = getattr(engine, "metadata", {}) or {}
     if "scn_gflop_per_output_mp" in meta:
         return float(meta["scn_gflop_per_output_mp"])
-    if not torch_available():
-        return None
     from scn_deploy.arch.facts import flops_per_output_megapixel
 
     return flops_per_output_megapixel(engine.spec.arch, engine.num_scales) / 1e9

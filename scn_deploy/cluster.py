@@ -12,9 +12,8 @@ mountpoint-s3 / s3fs). Ray is optional: `pip install 'scn-deploy[ray]'`.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +55,10 @@ class RestoreActor:
     """One engine, kept loaded; restores the files of each batch it is given."""
 
     def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
-        os.environ.setdefault("SCN_THREADS", str(threads))
         from scn_deploy.engines.registry import torch_available
+
+        if request.engine.threads is None:  # this actor's share of the node's cores
+            request = replace(request, engine=replace(request.engine, threads=threads))
 
         if torch_available():
             import torch

@@ -403,3 +403,19 @@ def test_onnx_cuda_session_that_fell_back_to_cpu_is_refused(monkeypatch) -> None
     with pytest.raises(ConfigError, match="could not start its CUDA provider on cuda:2"):
         OnnxEngine(onnx, device="cuda:2")
     assert _FakeSession.created[0]["providers"][0] == ("CUDAExecutionProvider", {"device_id": 2})
+
+
+def test_thread_count_travels_in_the_engine_options(monkeypatch) -> None:
+    """`EngineOptions.threads` (or SCN_THREADS when it is unset) reaches the ONNX Runtime
+    session; no backend reads the environment itself."""
+    from scn_deploy.engines.registry import EngineOptions
+
+    monkeypatch.delenv("SCN_THREADS", raising=False)
+    engine = EngineOptions(engine="onnx", device="cpu", threads=1).load(zoo_path("sr-x2"))
+    assert engine.session.get_session_options().intra_op_num_threads == 1
+    monkeypatch.setenv("SCN_THREADS", "2")
+    engine = EngineOptions(engine="onnx", device="cpu").load(zoo_path("sr-x2"))
+    assert engine.session.get_session_options().intra_op_num_threads == 2
+    source = Path(registry.__file__).parent
+    for backend in ("onnx_engine.py", "openvino_engine.py"):
+        assert "SCN_THREADS" not in (source / backend).read_text()

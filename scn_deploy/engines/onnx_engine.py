@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,7 +47,14 @@ def check_providers(session: object, device: str, path: Path) -> None:
 class OnnxEngine(Engine):
     name = "onnx"
 
-    def __init__(self, path: Path, *, device: str = "cpu", num_scales: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str = "cpu",
+        num_scales: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         from scn_deploy.exporting.metadata import metadata_from_session
@@ -57,8 +63,8 @@ class OnnxEngine(Engine):
             raise ModelFileError(f"{path}: no such ONNX file")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if os.environ.get("SCN_THREADS"):  # e.g. one engine per Ray actor, N cores each
-            options.intra_op_num_threads = int(os.environ["SCN_THREADS"])
+        if threads:  # e.g. one engine per Ray actor, N cores each
+            options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -76,7 +82,7 @@ class OnnxEngine(Engine):
     @classmethod
     def load(cls, file: Path, *, device: str, precision: str, options: EngineOptions) -> OnnxEngine:
         """The export already has the precision (fp32, fp16 or int8 file)."""
-        return cls(file, device=device, num_scales=options.num_scales)
+        return cls(file, device=device, num_scales=options.num_scales, threads=options.threads)
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

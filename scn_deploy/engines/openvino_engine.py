@@ -51,10 +51,10 @@ def compiled_cache_key(
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _config(precision: str) -> dict[str, str]:
+def _config(precision: str, threads: int | None) -> dict[str, str]:
     config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
-    if os.environ.get("SCN_THREADS"):  # e.g. one engine per Ray actor, N cores each
-        config["INFERENCE_NUM_THREADS"] = os.environ["SCN_THREADS"]
+    if threads:  # e.g. one engine per Ray actor, N cores each
+        config["INFERENCE_NUM_THREADS"] = str(threads)
     return config
 
 
@@ -68,6 +68,7 @@ class OpenvinoEngine(Engine):
         device: str = "cpu",
         num_scales: int | None = None,
         precision: str = "fp32",
+        threads: int | None = None,
     ) -> None:
         import openvino as ov
 
@@ -106,7 +107,7 @@ class OpenvinoEngine(Engine):
             )
         self._core = core
         self._model = model
-        self._config = _config(precision)
+        self._config = _config(precision, threads)
         self._digest = file_sha256(path)
         self._version = ov.__version__
         self._cpu = cpu_description()
@@ -167,7 +168,13 @@ class OpenvinoEngine(Engine):
     def load(
         cls, file: Path, *, device: str, precision: str, options: EngineOptions
     ) -> OpenvinoEngine:
-        return cls(file, device=device, num_scales=options.num_scales, precision=precision)
+        return cls(
+            file,
+            device=device,
+            num_scales=options.num_scales,
+            precision=precision,
+            threads=options.threads,
+        )
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
         self.check_input(image, level)

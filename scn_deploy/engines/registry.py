@@ -254,6 +254,9 @@ class EngineOptions:
             batch: tiles per forward pass. Engines built for fixed shapes size themselves
             from these (TensorRT's profile, `tensorrt_engine.TensorrtOptions`); the others
             ignore them.
+        threads: intra-op threads of the CPU engines (ONNX Runtime, OpenVINO, PyTorch);
+            None: the `SCN_THREADS` environment variable when set (read by `load_engine`),
+            else every core. One engine per Ray actor gets its share of the cores.
     """
 
     engine: str = "auto"
@@ -262,6 +265,7 @@ class EngineOptions:
     num_scales: int | None = None
     tile: int | None = None
     batch: int = 1
+    threads: int | None = None
 
     def load(self, model: str | os.PathLike[str]) -> Engine:
         """`model` loaded into the engine these options choose."""
@@ -278,6 +282,7 @@ def load_engine(
     precision: str | None = None,
     tile: int | None = None,
     batch: int = 1,
+    threads: int | None = None,
 ) -> Engine:
     """Load `model` (a .safetensors model file or an exported .onnx) into an engine.
 
@@ -288,6 +293,7 @@ def load_engine(
         `scn export --int8`).
     tile, batch: the run's largest tile and batch, for engines built for fixed shapes
         (TensorRT; see `EngineOptions`).
+    threads: intra-op threads on the CPU (None: `SCN_THREADS`, else every core).
     """
     if engine not in ENGINE_NAMES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINE_NAMES)}")
@@ -296,7 +302,9 @@ def load_engine(
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     device = resolve_device(device)
-    options = EngineOptions(engine, device, precision, num_scales, tile, batch)
+    if threads is None and os.environ.get("SCN_THREADS"):
+        threads = int(os.environ["SCN_THREADS"])
+    options = EngineOptions(engine, device, precision, num_scales, tile, batch, threads)
     path = Path(model)
     if engine != "auto":
         return _with_twin(_load(engine, path, options), path, options)
