@@ -108,8 +108,13 @@ def compare(stored: Path, fresh: Path, tolerance: float) -> list[str]:
             if not key.startswith(("psnr", "ssim")) or key not in new[name]:
                 continue
             limit = tolerance if key.startswith("psnr") else tolerance / 100
-            if abs(new[name][key] - value) > limit:
-                out.append(f"{fresh.name}: {name} {key} {value:.4f} -> {new[name][key]:.4f}")
+            got = new[name][key]
+            if value is None or got is None:
+                if (value is None) != (got is None):
+                    out.append(f"{fresh.name}: {name} {key} {value} -> {got}")
+                continue
+            if abs(got - value) > limit:
+                out.append(f"{fresh.name}: {name} {key} {value:.4f} -> {got:.4f}")
     return out
 
 

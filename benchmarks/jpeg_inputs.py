@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 
 from scn_deploy.bench import host_description
+from scn_deploy.jpeg_input import zoo_deblockers
 from scn_deploy.modelfile import read_spec
 from scn_deploy.zoo import JPEG_NAMES, jpeg_companion, zoo_path
 
@@ -46,11 +47,13 @@ HOWS = {
 
 
 def labels(model: str) -> dict[str, str]:
+    colour, _gray = zoo_deblockers()  # the stage `--deblock auto` runs on these colour JPEGs
+    stage = colour.stem if colour is not None else "deblock"
     return {
         "bicubic": "bicubic",
         "off": f"{model}, as it is (`--deblock off`)",
-        "auto": f"deblock, then {model}",
-        "jpeg": f"deblock, then {JPEG_NAMES.get(read_spec(zoo_path(model)).scale, '-')}",
+        "auto": f"{stage}, then {model}",
+        "jpeg": f"{stage}, then {JPEG_NAMES.get(read_spec(zoo_path(model)).scale, '-')}",
     }
 
 

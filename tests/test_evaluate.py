@@ -397,3 +397,20 @@ def test_json_prints_one_object_on_stdout(colour_dir: Path, tmp_path: Path) -> N
     printed = json.loads(res.stdout.strip())
     assert printed == json.loads(file.read_text())
     assert printed["method"] == "bicubic" and printed["results"][0]["psnr_y"] > 20
+
+
+def test_eval_zoo_check_flags_metrics_that_moved(tmp_path: Path) -> None:
+    """`benchmarks/eval_zoo.py --check` compares re-measured results with the stored ones."""
+    from benchmarks.eval_zoo import compare
+
+    def doc(path: Path, psnr: float, ssim: float | None, sets=("Set5",)) -> Path:
+        rows = [{"dataset": d, "psnr_y": psnr, "ssim_y": ssim, "seconds": 1.0} for d in sets]
+        path.write_text(json.dumps({"results": rows}))
+        return path
+
+    stored = doc(tmp_path / "a.json", 30.0, 0.9)
+    assert compare(stored, doc(tmp_path / "b.json", 30.009, 0.90009), 0.01) == []
+    assert len(compare(stored, doc(tmp_path / "c.json", 30.02, 0.9), 0.01)) == 1
+    assert len(compare(stored, doc(tmp_path / "d.json", 30.0, 0.9003), 0.01)) == 1
+    assert len(compare(stored, doc(tmp_path / "e.json", 30.0, None), 0.01)) == 1
+    assert len(compare(stored, doc(tmp_path / "f.json", 30.0, 0.9, ("Set14",)), 0.01)) == 2
