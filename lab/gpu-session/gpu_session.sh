@@ -49,8 +49,7 @@ train deblock --task deblock --quality-range 10 90 --data "$T91" --data "$B200" 
 
 # 2. meanwhile: GPU tests and bench rows (they share the GPU with training: bench figures
 #    from this call are marked as measured under load in the JSON file name)
-python3 -m pytest -q -p no:cacheprovider tests/test_export_precision.py tests/test_restore_api.py \
-    -k "gpu or cuda" > "$OUT/gpu-tests.log" 2>&1
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/ > "$OUT/gpu-tests.log" 2>&1  # docs/gpu.md
 for p in fp32 fp16; do
     scn bench --model sr-x2 --engine torch --device cuda --precision "$p" --tile 256 --batch 4 \
         --json-file "$OUT/bench-gpu-torch-$p-under-load.json" >> "$OUT/gpu-tests.log" 2>&1
