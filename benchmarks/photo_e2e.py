@@ -11,11 +11,14 @@ fresh process whose peak RSS is recorded:
 - `scn upscale PHOTO --scale 2` as it is by default for a JPEG: deblocked first (warm),
 - `scn denoise PHOTO --sigma 25` and `scn denoise PHOTO --sigma 25 --fast` (the fast tier),
   each cold then warm,
-- `scn bench` on the engine and precision that the upscale used,
+- `scn bench` on the engine and precision that the upscale used, after each upscale run,
 
-and reports output MP/s, the ratio of the upscale to the bench, and peak RSS.
+and reports output MP/s, the ratio of the upscale to the bench, and peak RSS. With
+`--repeat N` the warm upscale runs N times, each followed by its bench, and the medians are
+reported (the samples are kept in the JSON).
 
-    python benchmarks/photo_e2e.py [--precision int8 ...] [--only denoise] [--json-file FILE]
+    python benchmarks/photo_e2e.py [--precision int8 ...] [--only denoise] [--repeat 3]
+        [--json-file FILE]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,6 +94,13 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=["upscale", "denoise"], help="run only these rows (default: all)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="warm upscale runs, each followed by its bench; medians are reported (this "
+        "machine's speed drifts by 10%% from minute to minute)",
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,22 +113,31 @@ def main() -> int:
             extra = ["--deblock", "off"]
             extra += [] if precision is None else ["--precision", precision]
             upscale = ["upscale", str(photo), "--scale", "2", "-o", f"{tmp}/up.png", *extra]
-            summary, rss = run_child([*upscale, "--overwrite", "--quiet"], cache)
-            bench_args = ["bench", "--engine", summary["engine"]]
-            bench_args += ["--precision", summary["precision"]]
-            bench, _ = run_child(bench_args, cache)
-            e2e = out_mp / summary["seconds"]
+            samples = []  # (seconds, bench MP/s, peak RSS): warm runs alternate with benches
+            for _ in range(args.repeat if state == "warm" else 1):
+                summary, rss = run_child([*upscale, "--overwrite", "--quiet"], cache)
+                bench_args = ["bench", "--engine", summary["engine"]]
+                bench_args += ["--precision", summary["precision"]]
+                bench, _ = run_child(bench_args, cache)
+                samples.append((summary["seconds"], bench["mp_per_s"], rss))
+            seconds = statistics.median(s[0] for s in samples)
+            bench_mp_per_s = statistics.median(s[1] for s in samples)
+            e2e = out_mp / seconds
             rows.append(
                 {
                     "command": " ".join(["scn upscale PHOTO --scale 2", *extra]),
                     "cache": state,
                     "engine": summary["engine"],
                     "precision": summary["precision"],
-                    "seconds": summary["seconds"],
+                    "seconds": seconds,
                     "mp_per_s": e2e,
-                    "bench_mp_per_s": bench["mp_per_s"],
-                    "ratio_to_bench": e2e / bench["mp_per_s"],
-                    "peak_rss_mb": rss,
+                    "bench_mp_per_s": bench_mp_per_s,
+                    "ratio_to_bench": e2e / bench_mp_per_s,
+                    "peak_rss_mb": max(s[2] for s in samples),
+                    "samples": [
+                        {"seconds": s[0], "bench_mp_per_s": s[1], "peak_rss_mb": s[2]}
+                        for s in samples
+                    ],
                 }
             )
         if args.only in (None, "upscale"):

@@ -546,6 +546,11 @@ def run_tiles(
             offset += m
             core = y[(..., *p.tile.core_in_window(scale))]
             index = p.tile.index
+            if len(transforms) == 1:  # nothing to average: hand over the view, no copy
+                store(p.tile, core)
+                if on_tile is not None:
+                    on_tile(p.tile)
+                continue
             if index in sums:
                 sums[index] += core
             else:

@@ -419,3 +419,23 @@ def test_thread_count_travels_in_the_engine_options(monkeypatch) -> None:
     source = Path(registry.__file__).parent
     for backend in ("onnx_engine.py", "openvino_engine.py"):
         assert "SCN_THREADS" not in (source / backend).read_text()
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_fast_plane_conversion_equals_the_numpy_rounding(gray: bool) -> None:
+    """The tiler's uint8 conversion (OpenCV, plane by plane, strided views) gives exactly
+    clip(rint(x * 255)), halves to even included; uint16 and float keep the numpy path."""
+    from scn_deploy.restore import planes_to_image, to_dtype
+
+    rng = np.random.default_rng(3)
+    full = rng.random((1 if gray else 3, 70, 90), dtype=np.float32) * 1.4 - 0.2
+    full[:, 0, :20] = (np.arange(20, dtype=np.float32) + 0.5) / 255.0  # exact halves
+    planes = full[:, 5:65, 7:83]  # a strided crop, as the tiler hands over
+    expected = np.clip(np.rint(planes * 255.0), 0, 255).astype(np.uint8)
+    expected = expected[0] if gray else expected.transpose(1, 2, 0)
+    got = planes_to_image(planes, np.uint8, gray=gray)
+    assert got.dtype == np.uint8 and np.array_equal(got, expected)
+    assert np.array_equal(to_dtype(planes, np.uint8), np.clip(np.rint(planes * 255.0), 0, 255))
+    wide = planes_to_image(planes, np.uint16, gray=gray)
+    assert wide.dtype == np.uint16 and wide.shape == expected.shape
+    assert planes_to_image(planes, np.float32, gray=gray).max() <= 1.0

@@ -182,7 +182,7 @@ class OpenvinoEngine(Engine):
         if self.spec.conditioned:
             feeds[1] = np.ascontiguousarray(level, np.float32)
         request = self._request(tuple(image.shape))
-        request.infer(feeds)
+        request.infer(feeds, share_inputs=True)  # the arrays are read in place, not copied
         return np.array(request.get_output_tensor(0).data, np.float32)
 
 
