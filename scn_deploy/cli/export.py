@@ -58,14 +58,20 @@ def export_command(
     ] = False,
     tile: Annotated[
         int,
-        typer.Option(help="TensorRT profile from a tile size: min 16x16, opt and max TxT."),
+        typer.Option(
+            help="TensorRT profile for tiles of up to T px (plus the model's overlap bound; "
+            "batch up to 3x --batch for gray models): the engine `scn upscale --engine "
+            "tensorrt --tile T --batch B` loads from the cache."
+        ),
     ] = 256,
     min_shape: Annotated[
         str | None, typer.Option(help="TensorRT profile minimum HxW (overrides --tile).")
     ] = None,
     opt_shape: Annotated[str | None, typer.Option(help="TensorRT profile optimum HxW.")] = None,
     max_shape: Annotated[str | None, typer.Option(help="TensorRT profile maximum HxW.")] = None,
-    batch: Annotated[int, typer.Option(help="TensorRT profile: largest batch of tiles.")] = 1,
+    batch: Annotated[
+        int, typer.Option(help="TensorRT profile: tiles per forward pass (as --batch of a run).")
+    ] = 1,
     output: Annotated[
         Path | None,
         typer.Option(
