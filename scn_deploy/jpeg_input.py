@@ -148,7 +148,7 @@ def zoo_deblockers() -> tuple[Path | None, Path | None]:
     The fast tier's (deblock-fast, deblock-gray-fast) when installed, else the default ones.
     Measured on the compressed-input protocol (Set14 x2, sr-x2 after it, `scn eval --task sr
     --jpeg Q`): +0.10 / +0.08 / +0.04 / -0.003 dB PSNR-Y at q30 / 50 / 75 / 90 over the
-    default deblock model, at a quarter of its compute (docs/zoo.md)."""
+    default deblock model, at a quarter of its compute (docs/inference.md)."""
     from scn_deploy.zoo import DEFAULT_NAMES, FAST_NAMES, zoo_path
 
     found = []

@@ -254,7 +254,7 @@ class EngineOptions:
             batch: tiles per forward pass. Engines built for fixed shapes size themselves
             from these (TensorRT's profile, `tensorrt_engine.TensorrtOptions`); the others
             ignore them.
-        threads: intra-op threads of the CPU engines (ONNX Runtime, OpenVINO, PyTorch);
+        threads: intra-op threads of ONNX Runtime and OpenVINO (PyTorch keeps its own);
             None: the `SCN_THREADS` environment variable when set (read by `load_engine`),
             else every core. One engine per Ray actor gets its share of the cores.
     """
