@@ -153,8 +153,9 @@ def auto_tile(
     context = overlap() if callable(overlap) else overlap
     smallest = _round_up(32, align)
     best: tuple[tuple[int, int], tuple[int, int]] | None = None
+    across = _axis_choices(width, context, align, smallest)
     for tile_h, sum_h, max_h, n_h in _axis_choices(height, context, align, smallest):
-        for tile_w, sum_w, max_w, n_w in _axis_choices(width, context, align, smallest):
+        for tile_w, sum_w, max_w, n_w in across:
             if max_h * max_w > max_pixels:
                 continue
             cost = (sum_h * sum_w, n_h * n_w)
