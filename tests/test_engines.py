@@ -197,6 +197,38 @@ def test_compiled_cache_key_depends_on_everything() -> None:
         assert key != compiled_cache_key("a" * 64, **{**base, field: other}), field
 
 
+def test_compiled_cache_key_follows_the_graph_rewrite(monkeypatch) -> None:
+    """Blobs compiled before a change to the engine's graph rewrite are not imported."""
+    from scn_deploy.engines import openvino_engine
+
+    args = {"shape": "1x3x8x8", "precision": "bf16", "openvino_version": "1", "cpu": "x"}
+    key = openvino_engine.compiled_cache_key("a" * 64, **args)
+    monkeypatch.setattr(openvino_engine, "GRAPH_REWRITE", "something-else")
+    assert key != openvino_engine.compiled_cache_key("a" * 64, **args)
+
+
+@needs_openvino
+def test_unshared_constants_let_convolutions_absorb_bias_and_relu() -> None:
+    """SCN's body shares its weights across scales; with private copies OpenVINO fuses each
+    convolution's bias and ReLU into it: no separate elementwise passes remain in fp32."""
+    import openvino as ov
+
+    from scn_deploy.engines.openvino_engine import unshare_constants
+
+    core = ov.Core()
+    layer_types = []
+    for rewrite in (False, True):
+        model = core.read_model(str(Path("export/sr-x2-s3.onnx").resolve()))
+        copies = unshare_constants(model) if rewrite else 0
+        model.reshape({0: [1, 3, 32, 32]})
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        ops = compiled.get_runtime_model().get_ordered_ops()
+        layer_types.append([op.get_rt_info()["layerType"].astype(str) for op in ops])
+    assert copies > 0
+    before, after = (sum(t in ("Subgraph", "Eltwise") for t in types) for types in layer_types)
+    assert after < before / 2, (before, after)
+
+
 @needs_openvino
 def test_openvino_fp32_matches_onnx_runtime(rng) -> None:
     x = rng.random((2, 3, 40, 48), dtype=np.float32)
