@@ -186,6 +186,7 @@ class Restorer:
             memory_budget=opts.memory_budget,
             device=eng.device,
             fp16=eng.half_activations,
+            window_cost=eng.window_cost,
         )
         if eng.max_tile is not None:
             sides = tile if isinstance(tile, tuple) else (tile, tile)

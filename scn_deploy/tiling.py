@@ -132,21 +132,26 @@ def auto_tile(
     memory_budget: int | None = None,
     device: str = "cpu",
     fp16: bool = False,
+    window_cost: Callable[[int], float] | None = None,
 ) -> TileSize:
-    """The tile grid that computes the fewest window pixels with every window in the budget.
+    """The tile grid that computes the image fastest with every window in the budget.
 
-    Returns 0 (no tiling) when the whole image fits `memory_budget`; else (tile_h, tile_w),
-    core sides in input pixels (0 on an axis that is not cut: full-width strips are often
-    the cheapest plan). Overlap makes each window larger than its core, so the plan that
-    needs the least extra computation is the one with the fewest, largest windows that fit:
-    every grid of tile counts is tried. Tiles are multiples of the pyramid alignment and at
-    least 32 pixels. `overlap` may be a callable, evaluated only when tiling is needed
-    (measuring the receptive field costs a forward pass). `fp16` means 2-byte activations
-    (fp16 or bf16).
+    Returns 0 (no tiling) when the whole image fits `memory_budget` and no plan is cheaper;
+    else (tile_h, tile_w), core sides in input pixels (0 on an axis that is not cut:
+    full-width strips are often the cheapest plan). Overlap makes each window larger than
+    its core, so with a flat `window_cost` the fastest plan is the one with the fewest,
+    largest windows that fit. `window_cost(pixels)` (`Engine.window_cost`) is the time per
+    pixel of a window of that size relative to small ones: where large windows run slower,
+    a plan's window pixels are weighted by it and smaller windows can win. Every grid of
+    tile counts is tried. Tiles are multiples of the pyramid alignment and at least 32
+    pixels. `overlap` may be a callable, evaluated only when tiling is needed (measuring
+    the receptive field costs a forward pass). `fp16` means 2-byte activations (fp16 or
+    bf16).
     """
     per_pixel = activation_bytes_per_pixel(spec.arch, num_scales, fp16=fp16)
     budget = memory_budget if memory_budget is not None else default_memory_budget(device)
-    if height * width * per_pixel <= budget:
+    cost_of = window_cost or (lambda pixels: 1.0)
+    if height * width * per_pixel <= budget and cost_of(height * width) <= 1.0:
         return 0
     align = pyramid_alignment(spec.arch, num_scales)
     max_pixels = budget / (per_pixel * max(1, batch))
@@ -158,10 +163,13 @@ def auto_tile(
         for tile_w, sum_w, max_w, n_w in across:
             if max_h * max_w > max_pixels:
                 continue
-            cost = (sum_h * sum_w, n_h * n_w)
+            per_pass = max_h * max_w * max(1, min(batch, n_h * n_w))  # pixels per forward pass
+            cost = (sum_h * sum_w * cost_of(per_pass), n_h * n_w)
             if best is None or cost < best[0]:
                 best = (cost, (tile_h, tile_w))
-    return best[1] if best is not None else (smallest, smallest)
+    if best is None:
+        return (smallest, smallest)
+    return 0 if best[1] == (0, 0) else best[1]
 
 
 def _axis_choices(

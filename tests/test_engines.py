@@ -25,6 +25,7 @@ from scn_deploy.engines.registry import (
     resolve_device,
 )
 from scn_deploy.errors import ConfigError
+from scn_deploy.restore import RestoreOptions, Restorer
 from scn_deploy.zoo import zoo_path
 
 runner = CliRunner()
@@ -293,6 +294,12 @@ def test_int8_runs_the_quantized_export() -> None:
     assert eng.precision == "int8" and eng.source.endswith("sr-x2-s3-int8.onnx")
     with pytest.raises(ConfigError, match="int8"):
         load_engine(zoo_path("sr-x3"), engine="openvino", precision="int8")
+    # its elementwise kernels slow down in large windows: the tiler is told so
+    assert eng.window_cost(256 * 256) == eng.window_cost(448 * 448) == 1.0
+    assert 1.3 < eng.window_cost(776 * 1024) < 1.6
+    assert eng.window_cost(512 * 512) < eng.window_cost(548 * 548)
+    plan = Restorer(eng, RestoreOptions(tile="auto")).plan(1500, 2000)
+    assert max((t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in plan.tiles) <= 448 * 448
 
 
 @needs_openvino

@@ -181,6 +181,39 @@ def test_auto_tile_computes_the_fewest_pixels_that_fit() -> None:
     assert chosen < 1.11 * 1500 * 2000  # 2 x 2 windows of 794 x 1044 here
 
 
+def test_auto_tile_weighs_overlap_against_slower_large_windows() -> None:
+    """An engine whose large windows run slower per pixel gets smaller windows when their
+    overlap costs less than the slowdown; a flat cost changes nothing."""
+    spec = preset_spec("tiny", task="denoise")
+    per_px = activation_bytes_per_pixel(spec.arch, 3)
+    budget = int(per_px * 1.2e6)
+    plain = auto_tile(spec, 3, 1500, 2000, overlap=24, memory_budget=budget)
+    flat = auto_tile(
+        spec, 3, 1500, 2000, overlap=24, memory_budget=budget, window_cost=lambda p: 1.0
+    )
+    assert flat == plain
+    assert auto_tile(spec, 3, 400, 400, overlap=24, memory_budget=budget) == 0
+
+    def cliff(pixels: int) -> float:  # twice the time per pixel above 200k pixels
+        return 1.0 if pixels <= 200_000 else 2.0
+
+    def windows(tile) -> list[int]:
+        plan = TilePlanner(1500, 2000, tile=tile, overlap=24, align=4)
+        return [(t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in plan]
+
+    small = auto_tile(spec, 3, 1500, 2000, overlap=24, memory_budget=budget, window_cost=cliff)
+    assert max(windows(small)) <= 200_000 < max(windows(plain))
+    assert sum(windows(small)) < 2 * sum(windows(plain))  # the overlap it pays is < 2x
+    # an image that fits whole is still cut when that is cheaper, and kept whole when not
+    assert auto_tile(spec, 3, 600, 600, overlap=24, memory_budget=budget, window_cost=cliff) != 0
+    assert auto_tile(spec, 3, 440, 440, overlap=24, memory_budget=budget, window_cost=cliff) == 0
+
+    def mild(pixels: int) -> float:  # a 1% slowdown never pays for the overlap
+        return 1.0 if pixels <= 200_000 else 1.01
+
+    assert auto_tile(spec, 3, 600, 600, overlap=24, memory_budget=budget, window_cost=mild) == 0
+
+
 def test_rectangular_tiles_restore_like_the_whole_image(engines) -> None:
     eng = engines["sr"]
     x = np.random.default_rng(5).random((1, eng.spec.channels, 72, 90), dtype=np.float32)

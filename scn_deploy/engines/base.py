@@ -77,5 +77,12 @@ class Engine(ABC):
         """Whether activations take 2 bytes (fp16 / bf16): the tiler's memory estimate."""
         return self.precision in ("fp16", "bf16")
 
+    def window_cost(self, pixels: int) -> float:
+        """Time per pixel of a forward pass over `pixels` input pixels, relative to small
+        windows (1.0). Backends whose kernels slow down once windows outgrow the caches
+        return more for large windows, and the tiler weighs that against the overlap that
+        smaller windows recompute. The default: no such slowdown known."""
+        return 1.0
+
     def describe(self) -> str:
         return f"{self.name} ({self.device}, {self.precision}, {self.num_scales} scales)"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -38,6 +39,8 @@ DISK_BLOBS = 64
 # What this engine does to the graph before compiling it (part of the cache key): bump it
 # whenever `_prepare` changes, so blobs compiled from the old graph are not imported.
 GRAPH_REWRITE = "unshared-constants-1"
+INT8_FAST_PIXELS = 448 * 448
+INT8_SLOWDOWN_PER_DOUBLING = 0.22
 
 
 def compiled_cache_key(
@@ -79,6 +82,17 @@ def unshare_constants(model) -> int:
     if copies:
         model.validate_nodes_and_infer_types()
     return copies
+
+
+def int8_window_cost(pixels: int) -> float:
+    """`Engine.window_cost` of OpenVINO int8 (QDQ) on the CPU: flat up to about 448x448
+    input pixels, then 0.22 more per doubling of the window. Measured on sr-x2, 2-core Xeon
+    with AMX (`benchmarks/tile_rate.py --precision int8`): 256x256 and 448x448 windows run at
+    the same rate, 512x512 at 0.92 of it, 548x548 at 0.85, 776x1024 at 0.70; in the
+    per-layer profile the convolutions stay flat while the elementwise and Interpolate
+    kernels double their time per pixel. bf16 and fp32 fall far less (0.86 at 776x1024)
+    and no smaller tiling than the fewest-pixels plan measured faster: they stay flat."""
+    return 1.0 + INT8_SLOWDOWN_PER_DOUBLING * max(0.0, math.log2(pixels / INT8_FAST_PIXELS))
 
 
 def _config(precision: str, threads: int | None) -> dict[str, str]:
@@ -151,6 +165,9 @@ class OpenvinoEngine(Engine):
     def half_activations(self) -> bool:
         # int8: measured below bf16 (sr-x2, a 2000x1500 photo: 0.7 GB peak RSS in 2x2 tiles)
         return self.precision in ("bf16", "int8")
+
+    def window_cost(self, pixels: int) -> float:
+        return int8_window_cost(pixels) if self.precision == "int8" else 1.0
 
     def cache_file(self, shape: tuple[int, ...]) -> Path:
         """Where the compiled model for one input shape is cached."""
