@@ -87,6 +87,14 @@ def run_child(args: list[str], cache: str) -> tuple[dict, float]:
     return summary, rss
 
 
+def report(doc: dict, json_file: Path | None) -> None:
+    """Print a benchmark's result as JSON and write it to `json_file` when one is given."""
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if json_file:
+        json_file.write_text(text + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", action="append", default=[], help="also this precision")
@@ -173,9 +181,7 @@ def main() -> int:
             )
     doc = {"photo": f"{WIDTH}x{HEIGHT} JPEG q90, {source}", "cpu": cpu_description()}
     doc["rows"] = rows
-    print(json.dumps(doc, indent=2))
-    if args.json_file:
-        args.json_file.write_text(json.dumps(doc, indent=2) + "\n")
+    report(doc, args.json_file)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from scn_deploy import png
 from scn_deploy.cpu import cpu_description
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photo_e2e import make_photo  # a sibling script
+from photo_e2e import make_photo, report  # a sibling script
 
 
 def _time(encode, repeat: int) -> tuple[float, int]:
@@ -68,9 +67,7 @@ def main() -> int:
         "cpu": cpu_description(),
         "rows": rows,
     }
-    print(json.dumps(doc, indent=2))
-    if args.json_file:
-        args.json_file.write_text(json.dumps(doc, indent=2) + "\n")
+    report(doc, args.json_file)
     return 0
 
 

@@ -19,7 +19,6 @@ measures both sides of that trade on the machine at hand.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from scn_deploy.restore import RestoreOptions, Restorer
 from scn_deploy.zoo import zoo_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photo_e2e import make_photo  # a sibling script
+from photo_e2e import make_photo, report  # a sibling script
 
 
 def _median_seconds(fn, repeat: int) -> float:
@@ -102,9 +101,7 @@ def main() -> int:
         "windows": windows,
         "photo_runs": photos,
     }
-    print(json.dumps(doc, indent=2))
-    if args.json_file:
-        args.json_file.write_text(json.dumps(doc, indent=2) + "\n")
+    report(doc, args.json_file)
     return 0
 
 
