@@ -215,11 +215,12 @@ def test_unshared_constants_let_convolutions_absorb_bias_and_relu() -> None:
     import openvino as ov
 
     from scn_deploy.engines.openvino_engine import unshare_constants
+    from scn_deploy.exporting.cache import find_onnx
 
     core = ov.Core()
     layer_types = []
     for rewrite in (False, True):
-        model = core.read_model(str(Path("export/sr-x2-s3.onnx").resolve()))
+        model = core.read_model(str(find_onnx(zoo_path("sr-x2"), None)))
         copies = unshare_constants(model) if rewrite else 0
         model.reshape({0: [1, 3, 32, 32]})
         compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})

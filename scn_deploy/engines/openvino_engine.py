@@ -37,7 +37,7 @@ HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 KEEP_SHAPES = 2
 DISK_BLOBS = 64
 # What this engine does to the graph before compiling it (part of the cache key): bump it
-# whenever `_prepare` changes, so blobs compiled from the old graph are not imported.
+# whenever `unshare_constants` changes, so blobs compiled from the old graph are not imported.
 GRAPH_REWRITE = "unshared-constants-1"
 INT8_FAST_PIXELS = 448 * 448
 INT8_SLOWDOWN_PER_DOUBLING = 0.22
@@ -90,8 +90,9 @@ def int8_window_cost(pixels: int) -> float:
     with AMX (`benchmarks/tile_rate.py --precision int8`): 256x256 and 448x448 windows run at
     the same rate, 512x512 at 0.92 of it, 548x548 at 0.85, 776x1024 at 0.70; in the
     per-layer profile the convolutions stay flat while the elementwise and Interpolate
-    kernels double their time per pixel. bf16 and fp32 fall far less (0.86 at 776x1024)
-    and no smaller tiling than the fewest-pixels plan measured faster: they stay flat."""
+    kernels double their time per pixel. bf16 slows down too (0.72 at 776x1024 on that
+    CPU), but no plan with smaller windows measured faster on a photo than the fewest-pixels
+    plan, whose 2x2 windows add 6% of overlap: bf16 and fp32 stay flat."""
     return 1.0 + INT8_SLOWDOWN_PER_DOUBLING * max(0.0, math.log2(pixels / INT8_FAST_PIXELS))
 
 
