@@ -255,20 +255,35 @@ def test_train_step_minimises_the_chosen_loss(tmp_path: Path, images: Path, loss
 
 
 def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
-    """Batch t depends only on (seed, t): DataLoader workers change nothing but speed."""
-    import signal
+    """Batch t depends only on (seed, t): DataLoader workers change nothing but speed.
 
-    a = Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1))
-    a.run()
-    previous = signal.getsignal(signal.SIGCHLD)
-    try:
-        b = Trainer(_cfg(tmp_path / "b", images, steps=6, val_count=1, workers=2))
-        b.run()
-    finally:
-        # DataLoader leaves its SIGCHLD handler installed for the rest of the process; with
-        # OpenVINO's thread pool running, a later child's exit then crashed this process
-        signal.signal(signal.SIGCHLD, previous)
-    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
+    The run with workers happens in a child process. DataLoader installs a Python SIGCHLD
+    handler for the rest of the process that starts workers; in a process whose threads
+    have run AMX kernels (OpenVINO bf16/int8 on a recent Xeon, as earlier tests do) the
+    workers' exit then kills the process with a kernel-sent SIGSEGV (si_code SI_KERNEL),
+    which no Python-level fault handler can report.
+    """
+    import dataclasses
+    import json
+    import subprocess
+    import sys
+
+    Trainer(_cfg(tmp_path / "a", images, steps=6, val_count=1)).run()
+    cfg = _cfg(tmp_path / "b", images, steps=6, val_count=1, workers=2)
+    code = (
+        "import json, sys; from scn_deploy.train import TrainConfig, Trainer; "
+        "Trainer(TrainConfig(**json.loads(sys.argv[1]))).run()"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(dataclasses.asdict(cfg))],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, _ = load_model(tmp_path / "a" / "run" / "last.safetensors")
+    b, _ = load_model(tmp_path / "b" / "run" / "last.safetensors")
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.allclose(x, y, atol=1e-6)
 
 
