@@ -121,6 +121,7 @@ def plot(doc: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter
 
     colours = {2: "tab:blue", 3: "tab:orange", 4: "tab:green"}
     markers = {"standard": "o", "fast": "s", "baseline": "x"}
@@ -145,10 +146,14 @@ def plot(doc: dict, path: Path) -> None:
             )
         for label, levels in doc["published"][ds].items():
             style = "--" if label.startswith("FSRCNN") else ":"
-            for scale, value in levels.items():
+            for key, value in levels.items():
+                scale = int(key)  # a str once the results went through JSON (--from-json)
                 if any(p["scale"] == scale for p in doc["points"]):
                     ax.axhline(value, color=colours[scale], linestyle=style, linewidth=0.8)
         ax.set_xscale("log")
+        # plain numbers: the default "3x10^1" minor labels run into each other
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_xlabel("CPU ms per output megapixel (log)")
         ax.set_ylabel(f"{ds} PSNR-Y (dB)")
         ax.set_title(ds)
