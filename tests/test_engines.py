@@ -212,12 +212,10 @@ def test_compiled_cache_key_follows_the_graph_rewrite(monkeypatch) -> None:
 def test_unshared_constants_let_convolutions_absorb_bias_and_relu() -> None:
     """SCN's body shares its weights across scales; with private copies OpenVINO fuses each
     convolution's bias and ReLU into it: no separate elementwise passes remain in fp32."""
-    import openvino as ov
-
-    from scn_deploy.engines.openvino_engine import unshare_constants
+    from scn_deploy.engines.openvino_engine import shared_core, unshare_constants
     from scn_deploy.exporting.cache import find_onnx
 
-    core = ov.Core()
+    core = shared_core()
     layer_types = []
     for rewrite in (False, True):
         model = core.read_model(str(find_onnx(zoo_path("sr-x2"), None)))
@@ -229,6 +227,38 @@ def test_unshared_constants_let_convolutions_absorb_bias_and_relu() -> None:
     assert copies > 0
     before, after = (sum(t in ("Subgraph", "Eltwise") for t in types) for types in layer_types)
     assert after < before / 2, (before, after)
+
+
+@needs_openvino
+def test_python_signals_still_work_after_openvino_engines_are_freed_out_of_order() -> None:
+    """Each OpenVINO Core swaps in a signal alternate stack and puts back the one it found
+    when destroyed; with one Core per engine, freeing the engines out of creation order left
+    a freed stack registered and the next Python signal killed the process (SIGSEGV). Run in
+    a child interpreter, so that the old failure cannot take the test process with it."""
+    import subprocess
+    import sys
+
+    code = """
+import gc, os, signal
+import numpy as np
+from scn_deploy.engines import load_engine
+from scn_deploy.zoo import zoo_path
+x = np.zeros((1, 3, 16, 16), np.float32)
+first = load_engine(zoo_path("sr-x2-fast"), engine="openvino", precision="fp32")
+first.infer(x)
+second = load_engine(zoo_path("sr-x3-fast"), engine="openvino", precision="fp32")
+second.infer(x)
+del first
+gc.collect()
+del second
+gc.collect()
+seen = []
+signal.signal(signal.SIGUSR1, lambda *_: seen.append(1))
+os.kill(os.getpid(), signal.SIGUSR1)
+print("handled", len(seen))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "handled 1" in res.stdout, (res.returncode, res.stderr[-2000:])
 
 
 @needs_openvino

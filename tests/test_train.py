@@ -257,11 +257,10 @@ def test_train_step_minimises_the_chosen_loss(tmp_path: Path, images: Path, loss
 def test_loader_workers_give_the_same_run(tmp_path: Path, images: Path) -> None:
     """Batch t depends only on (seed, t): DataLoader workers change nothing but speed.
 
-    The run with workers happens in a child process. DataLoader installs a Python SIGCHLD
-    handler for the rest of the process that starts workers; in a process whose threads
-    have run AMX kernels (OpenVINO bf16/int8 on a recent Xeon, as earlier tests do) the
-    workers' exit then kills the process with a kernel-sent SIGSEGV (si_code SI_KERNEL),
-    which no Python-level fault handler can report.
+    The run with workers happens in a child process: DataLoader installs a Python SIGCHLD
+    handler for the rest of the process that starts workers. That handler is how a freed
+    signal stack left by OpenVINO Cores (fixed by `openvino_engine.shared_core`) killed
+    this test process; the child keeps the test process's signal handling its own.
     """
     import dataclasses
     import json

@@ -16,6 +16,7 @@ on: the ONNX file's sha256, the input shape, the precision, OpenVINO's version a
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -103,6 +104,21 @@ def _config(precision: str, threads: int | None) -> dict[str, str]:
     return config
 
 
+@functools.cache
+def shared_core():
+    """The process's one OpenVINO `Core`, shared by every engine.
+
+    A Core registers a signal alternate stack on the thread that compiles with it and, when
+    destroyed, frees that stack and puts back the one it found. Two Cores destroyed out of
+    creation order therefore leave a freed stack registered, and the next Python signal
+    handler (Ctrl-C, or a SIGCHLD handler such as PyTorch's DataLoader installs) kills the
+    process with SIGSEGV. One Core that lives as long as the process never frees its stack.
+    """
+    import openvino as ov
+
+    return ov.Core()
+
+
 class OpenvinoEngine(Engine):
     name = "openvino"
 
@@ -126,7 +142,7 @@ class OpenvinoEngine(Engine):
             raise ConfigError(f"the openvino engine runs on the CPU, not {device}")
         if not path.is_file():
             raise ModelFileError(f"{path}: no such ONNX file")
-        core = ov.Core()
+        core = shared_core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises its own untyped errors
