@@ -31,9 +31,8 @@ from pathlib import Path
 import cv2
 
 from scn_deploy.bench import host_description
-from scn_deploy.jpeg_input import zoo_deblockers
 from scn_deploy.modelfile import read_spec
-from scn_deploy.zoo import JPEG_NAMES, jpeg_companion, zoo_path
+from scn_deploy.zoo import JPEG_NAMES, jpeg_companion, zoo_deblockers, zoo_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from scn_deploy.cpu import cpu_description
-from scn_deploy.engines.registry import EngineOptions
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.restore import RestoreOptions, Restorer
 from scn_deploy.zoo import zoo_path
 
@@ -59,7 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     options = EngineOptions(engine=args.engine, device="cpu", precision=args.precision)
     model = Path(args.model) if Path(args.model).is_file() else zoo_path(args.model)
-    engine = options.load(model)
+    engine = load_engine(model, options)
     spec, scale = engine.spec, engine.spec.scale
     with tempfile.TemporaryDirectory() as tmp:
         source = make_photo(Path(tmp) / "photo.jpg")

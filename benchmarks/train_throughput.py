@@ -25,7 +25,16 @@ from scn_deploy.arch.facts import flops_per_output_megapixel
 from scn_deploy.arch.scn import build_network
 from scn_deploy.bench import gemm_peak_gflops, host_description
 
-VARIANTS = ("eager", "channels_last", "bf16", "compile")
+#: fp32 NCHW, fp32 channels_last, bf16 autocast (NCHW, then channels_last: oneDNN's bf16
+#: kernels want NHWC), and torch.compile of the fp32 and the bf16 channels_last step.
+VARIANTS = (
+    "eager",
+    "channels_last",
+    "bf16",
+    "bf16_channels_last",
+    "compile",
+    "compile_bf16_channels_last",
+)
 
 
 def bench_variant(preset: str, variant: str, args: argparse.Namespace) -> dict[str, float | str]:
@@ -37,13 +46,13 @@ def bench_variant(preset: str, variant: str, args: argparse.Namespace) -> dict[s
     x = torch.rand(args.batch, 3, p, p, device=args.device)
     y = torch.rand(args.batch, 3, p * s, p * s, device=args.device)
     forward = model
-    if variant == "channels_last":
+    if variant.endswith("channels_last"):
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
         y = y.contiguous(memory_format=torch.channels_last)
-    if variant == "compile":
+    if variant.startswith("compile"):
         forward = torch.compile(model)
-    use_bf16 = variant == "bf16"
+    use_bf16 = "bf16" in variant
     device_type = "cuda" if args.device.startswith("cuda") else "cpu"
 
     def step() -> None:
@@ -80,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["small", "base"])
     parser.add_argument(
-        "--variants", nargs="+", default=["eager", "channels_last"], choices=VARIANTS
+        "--variants",
+        nargs="+",
+        default=["eager", "channels_last", "bf16", "bf16_channels_last"],
+        choices=VARIANTS,
     )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
@@ -104,7 +116,7 @@ def main() -> None:
             r["fraction_of_peak"] = r["gflops"] / peak
             rows.append(r)
             print(
-                f"{preset:6s} {variant:14s} {r['seconds_per_step']:.3f} s/step  "
+                f"{preset:6s} {variant:26s} {r['seconds_per_step']:.3f} s/step  "
                 f"{r['patches_per_s']:.2f} patches/s  {r['gflops']:.1f} GFLOP/s  "
                 f"({100 * r['fraction_of_peak']:.0f}% of GEMM peak)",
                 flush=True,

@@ -29,14 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables import load_runs, markdown_tables
 
 from scn_deploy.bench import host_description
-from scn_deploy.engines import load_engine
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.info import summarize_file
 from scn_deploy.zoo import zoo_path
 
 
 def cpu_seconds_per_output_mp(path: Path, size: int, repeats: int = 3) -> float:
     """Wall seconds per output megapixel of the torch engine on this CPU (best of repeats)."""
-    engine = load_engine(path, engine="torch")
+    engine = load_engine(path, EngineOptions(engine="torch"))
     c = engine.spec.channels
     x = np.random.default_rng(0).random((1, c, size, size), dtype=np.float32)
     level = None

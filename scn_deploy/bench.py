@@ -20,7 +20,8 @@ import numpy as np
 
 from scn_deploy.cpu import cpu_description
 from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import EngineOptions, resolve_device, torch_available
+from scn_deploy.engines.options import EngineOptions
+from scn_deploy.engines.registry import load_engine, resolve_device, torch_available
 from scn_deploy.errors import ConfigError
 
 
@@ -215,7 +216,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     if request.tile < 16 or request.batch < 1 or request.repeat < 1:
         raise ConfigError("bench needs --tile >= 16, --batch >= 1 and --repeat >= 1")
     path = resolve_model(request.model, task="sr")
-    engine = request.engine_options.load(path)
+    engine = load_engine(path, request.engine_options)
     spec = engine.spec
     rng = np.random.default_rng(0)
     shape = (request.batch, spec.channels, request.tile, request.tile)
@@ -263,7 +264,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
 
 def _bench_image(engine: Engine, request: BenchRequest) -> dict[str, Any]:
     """Whole-image restoration of a synthetic photo-like image through the tiler."""
-    from scn_deploy.restore import RestoreOptions, Restorer
+    from scn_deploy.restorer import RestoreOptions, Restorer
 
     assert request.size is not None
     h, w = request.size

@@ -2,9 +2,10 @@
 
 The driver plans the run exactly as `scn_deploy.pipeline.run` does (inputs, output names,
 skips), then builds a Ray Data pipeline: the planned jobs -> `map_batches` on a pool of
-`RestoreActor`s, each holding one loaded engine and running decode -> restore -> encode for
-its files -> per-file reports streamed back to the driver. A bad image becomes a `failed`
-entry in the report, never a failed job. Inputs and outputs are paths every node can reach
+`RestoreActor`s, each holding one `ModelSet` for its whole life (the primary engine and every
+companion loaded once per actor) and running decode -> restore -> encode for its files ->
+per-file reports streamed back to the driver. A bad image becomes a `failed` entry in the
+report, never a failed job. Inputs and outputs are paths every node can reach
 (one machine, or a shared filesystem such as NFS or an object store mounted with
 mountpoint-s3 / s3fs). Ray is optional: `pip install 'scn-deploy[ray]'`.
 """
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scn_deploy.errors import ConfigError, ScnError
-from scn_deploy.pipeline import Reporter, Run, RunRequest, load_restorer, spec_of
+from scn_deploy.pipeline import Reporter, Run, RunRequest, models_for
 
 if TYPE_CHECKING:
     from scn_deploy.files import Job
@@ -52,7 +53,8 @@ class ClusterOptions:
 
 
 class RestoreActor:
-    """One engine, kept loaded; restores the files of each batch it is given."""
+    """One model set, kept loaded for the actor's life; restores the files of each batch it is
+    given (a `Run` per file, all sharing the set)."""
 
     def __init__(self, request: RunRequest, fmt: str, threads: int) -> None:
         from scn_deploy.engines.registry import torch_available
@@ -66,8 +68,8 @@ class RestoreActor:
             torch.set_num_threads(threads)
         self.request = request
         self.fmt = fmt
-        self.spec = spec_of(request.model)
-        self.restorer = load_restorer(request)
+        self.models = models_for(request)
+        self.models.primary()  # loaded at start: an unusable model fails the actor at once
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         rows: dict[str, list[Any]] = {"source": [], "output": [], "error": [], "notes": []}
@@ -84,10 +86,10 @@ class RestoreActor:
         from scn_deploy.files import Job, Source
         from scn_deploy.remote import fetch, store, url_of
 
-        state = Run(self.request, self.spec, Reporter(), fmt=self.fmt)
+        state = Run(self.request, Reporter(), fmt=self.fmt, models=self.models)
         if url_of(source) is None:  # a shared filesystem: read and write in place
             path = Path(source)
-            state.process(self.restorer, Job(Source(path, None, Path(path.name)), Path(output)))
+            state.process(Job(Source(path, None, Path(path.name)), Path(output)))
             return state.summary
         with tempfile.TemporaryDirectory(prefix="scn-ray-") as work:
             try:
@@ -96,7 +98,7 @@ class RestoreActor:
                 state.summary.failed.append((source, f"{source}: cannot read it ({exc})"))
                 return state.summary
             result = Path(work) / "out" / f"result.{self.fmt}"
-            state.process(self.restorer, Job(Source(local, None, Path(local.name)), result))
+            state.process(Job(Source(local, None, Path(local.name)), result))
             summary = state.summary
             summary.failed = [(source, e.replace(str(local), source)) for _p, e in summary.failed]
             summary.notes = [(source, n.replace(str(local), source)) for _p, n in summary.notes]

@@ -45,7 +45,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,8 @@ from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
 from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS
 
 if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
+    from scn_deploy.engines.options import EngineOptions
+    from scn_deploy.modelset import ModelSet
 
 __all__ = [
     "LEVEL_KEYS",
@@ -157,7 +158,7 @@ class EvalRequest:
     @property
     def engine_options(self) -> EngineOptions:
         """The engine, device, precision and pyramid scales to load the model with."""
-        from scn_deploy.engines.registry import EngineOptions
+        from scn_deploy.engines.options import EngineOptions
 
         return EngineOptions(self.engine, self.device, self.precision, self.scales)
 
@@ -499,15 +500,21 @@ def check_model(spec: Any, request: EvalRequest, source: str = "the model") -> N
         raise ConfigError(check.message)
 
 
-def _load_restorer(request: EvalRequest) -> Any:
-    from scn_deploy.restore import RestoreOptions, Restorer
-    from scn_deploy.zoo import resolve_model
+def _load_models(request: EvalRequest) -> ModelSet | None:
+    """The request's model set (None for a baseline method): its model, checked against the
+    request, and for SR on JPEG inputs the deblocking stage `scn upscale` runs before it."""
+    from scn_deploy.modelset import ModelChoice, ModelSet
+    from scn_deploy.restorer import RestoreOptions
+    from scn_deploy.zoo import resolve_model, zoo_deblockers
 
-    assert request.model is not None
+    if request.model is None:
+        return None
     path = resolve_model(request.model, task=request.task, scale=request.scale or 1)
-    engine = request.engine_options.load(path)
-    check_model(engine.spec, request, source=str(request.model))
-    return Restorer(engine, RestoreOptions(tile=0, tta=request.tta))
+    deblockers = zoo_deblockers() if _deblock_quality(request) is not None else (None, None)
+    choice = ModelChoice(path, deblockers=deblockers)
+    models = ModelSet(choice, request.engine_options, RestoreOptions(tile=0, tta=request.tta))
+    check_model(models.primary().engine.spec, request, source=str(request.model))
+    return models
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,7 +523,7 @@ def _load_restorer(request: EvalRequest) -> Any:
 
 
 def _restore_uint8(restorer: Any, image: np.ndarray, level: float | None) -> np.ndarray:
-    from scn_deploy.restore import to_dtype
+    from scn_deploy.restorer import to_dtype
 
     return to_dtype(restorer.restore(image, level), np.uint8)
 
@@ -547,10 +554,10 @@ def _evaluate_image(
     index: int,
     given: Path | None,
     request: EvalRequest,
-    restorer: Any,
-    deblocker: Any = None,
+    models: ModelSet | None,
 ) -> tuple[ImageScore, np.ndarray]:
     """Degrade (or read the given input), restore and score one reference image."""
+    restorer = models.primary() if models is not None else None
     task, level = request.task, request.level
     assert level is not None
     img = load_benchmark_image(f)
@@ -566,8 +573,8 @@ def _evaluate_image(
             lr = jpeg_compress(lr, request.jpeg)
             source = lr
             quality = _deblock_quality(request)
-            if restorer is not None and deblocker is not None and quality is not None:
-                source = deblocker(lr, quality)
+            if models is not None and models.can_deblock and quality is not None:
+                source = models.deblock(lr, quality)
         out = (
             imresize(lr, float(scale))
             if restorer is None
@@ -582,7 +589,7 @@ def _evaluate_image(
             clean, noisy = denoise_pair(img, float(level), request.seed + index)
         if restorer is None and request.method == "bm3d":
             from scn_deploy.baselines import bm3d_denoise
-            from scn_deploy.restore import to_dtype
+            from scn_deploy.restorer import to_dtype
 
             out = to_dtype(bm3d_denoise(noisy, float(level)), np.uint8)
             score = score_uint8(f.name, out, clean, crop=0)
@@ -615,43 +622,27 @@ def _deblock_quality(request: EvalRequest) -> int | None:
     return quality if quality is not None and quality < 100 else None
 
 
-def _load_deblocker(request: EvalRequest) -> Any:
-    """The deblocking stage `scn upscale` runs before the model on these JPEG inputs."""
-    from scn_deploy.jpeg_input import zoo_pre_deblocker
-    from scn_deploy.restore import RestoreOptions, Restorer
-
-    if request.model is None or _deblock_quality(request) is None:
-        return None
-    options = replace(request.engine_options, num_scales=None)
-
-    def load(path: Path) -> Any:
-        return Restorer(options.load(path), RestoreOptions(tile=0, tta=request.tta))
-
-    return zoo_pre_deblocker(load)
-
-
 def evaluate_files(
     files: Sequence[Path],
     request: EvalRequest,
     *,
     dataset: str,
-    restorer: Any = None,
-    deblocker: Any = None,
+    models: ModelSet | None = None,
     inputs: dict[str, Path] | None = None,
     save_dir: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> DatasetResult:
     """Evaluate one dataset given as a list of reference image files.
 
-    ``restorer`` is a :class:`scn_deploy.restore.Restorer` (None for ``request.method``);
+    ``models`` is the request's `scn_deploy.modelset.ModelSet` (None for ``request.method``);
     ``inputs`` maps file stems to given degraded inputs; ``save_dir`` receives
     ``<stem>.png`` of every restored image. Image i (0-based, in the order given) gets the
     noise seed ``request.seed + i``.
     """
     if not files:
         raise DataError(f"{dataset}: no images to evaluate")
-    if restorer is None and request.method is None:
-        raise ConfigError("evaluate_files: a model request needs a restorer")
+    if models is None and request.method is None:
+        raise ConfigError("evaluate_files: a model request needs its models")
     t0 = time.perf_counter()
     scores: list[ImageScore] = []
     for i, f in enumerate(files):
@@ -661,7 +652,7 @@ def evaluate_files(
                 raise DataError(f"{f}: no degraded input named {f.stem}.* in --inputs")
             given = inputs[f.stem]
         try:
-            score, out = _evaluate_image(f, i, given, request, restorer, deblocker)
+            score, out = _evaluate_image(f, i, given, request, models)
         except ValueError as exc:  # e.g. an image too small for the scale or the SSIM window
             raise DataError(f"{f}: {exc}") from exc
         scores.append(score)
@@ -701,8 +692,8 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         if not inputs_root.is_dir():
             raise DataError(f"{inputs_root}: --inputs folder not found")
         input_maps = [_input_map(inputs_root, name)[1] for name in names]
-    restorer = _load_restorer(request) if request.model is not None else None
-    deblocker = _load_deblocker(request)
+    models = _load_models(request)
+    restorer = models.primary() if models is not None else None
     save_root = Path(request.save_images) if request.save_images is not None else None
 
     results = []
@@ -712,8 +703,7 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
                 files,
                 request,
                 dataset=name,
-                restorer=restorer,
-                deblocker=deblocker,
+                models=models,
                 inputs=given,
                 save_dir=save_root / name if save_root is not None else None,
                 progress=progress,
@@ -733,14 +723,14 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         engine=restorer.engine.name if restorer is not None else None,
         precision=restorer.engine.precision if restorer is not None else None,
         jpeg=request.jpeg,
-        deblock=_describe_deblock(request, deblocker) if restorer is not None else None,
+        deblock=_describe_deblock(request, models) if models is not None else None,
     )
 
 
-def _describe_deblock(request: EvalRequest, deblocker: Any) -> str | None:
+def _describe_deblock(request: EvalRequest, models: ModelSet) -> str | None:
     if request.jpeg is None:
         return None
     quality = _deblock_quality(request)
-    if deblocker is None or quality is None:
+    if not models.can_deblock or quality is None:
         return "off"
     return f"{request.deblock} (quality {quality})"

@@ -22,8 +22,7 @@ from typing import Any, BinaryIO, Protocol
 
 import cv2
 
-from scn_deploy.arch.config import ModelSpec
-from scn_deploy.engines.registry import EngineOptions, resolve_device
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import (
     FileOptions,
@@ -40,10 +39,10 @@ from scn_deploy.imageio import (
     probe_image,
     write_image_to,
 )
-from scn_deploy.jpeg_input import DeblockSetting, PreDeblocker, quality_to_apply, zoo_deblockers
-from scn_deploy.restore import RestoreOptions, Restorer
+from scn_deploy.jpeg_input import DeblockSetting, quality_to_apply
+from scn_deploy.modelset import ModelChoice, ModelSet
+from scn_deploy.restorer import RestoreOptions
 from scn_deploy.tasks import task_named
-from scn_deploy.tiling import default_memory_budget
 from scn_deploy.zoo import tier_of
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
@@ -71,19 +70,15 @@ class RunRequest:
     Attributes:
         task: "sr", "denoise" or "deblock" (the model must be of this task).
         inputs: files and/or folders.
-        model: a model file (.safetensors or .onnx), already resolved.
+        models: the model files (`scn_deploy.modelset.ModelChoice`: the primary model, the
+            gray companion for gray inputs, and for SR the stages of JPEG inputs), already
+            resolved (`scn_deploy.zoo.choose_models`).
         level: noise sigma (denoise) or JPEG quality (deblock) for a conditioned model;
             None for deblock = estimate each JPEG's quality from its tables.
         outscale: final scale of an SR output (resized from the model's), None = model's.
         deblock: SR only: "auto" removes a JPEG input's compression (quality estimated from
             its tables) with the zoo's deblocking model before upscaling; "off"; or a quality
             "Q" applied to every input (see `scn_deploy.jpeg_input`).
-        gray_model: a 1-channel model of the same task for gray inputs, used beside a colour
-            `model` (the CLI passes the zoo's gray variant when no --model is given: a colour
-            model sees a gray image's noise or blocking identical in R, G and B, unlike in
-            training); None: every image goes to `model`.
-        jpeg_model: SR only: the model that upscales the inputs deblocked first (the CLI
-            passes the zoo's `sr-xN-jpeg` when no --model / --fast is given); None: `model`.
         engine: which engine, device, precision and pyramid scales (`EngineOptions`).
         restore: tiling, batch, TTA and the tile memory budget (`RestoreOptions`; levels
             outside a conditioned model's trained range are always accepted here).
@@ -93,12 +88,10 @@ class RunRequest:
 
     task: str
     inputs: list[Path]
-    model: Path
+    models: ModelChoice
     level: float | None = None
     outscale: float | None = None
     deblock: str = "auto"
-    gray_model: Path | None = None
-    jpeg_model: Path | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     restore: RestoreOptions = field(default_factory=lambda: RestoreOptions(tile="auto"))
     files: FileOptions = field(default_factory=FileOptions)
@@ -200,39 +193,35 @@ class Run:
     executor runs on its workers."""
 
     def __init__(
-        self, request: RunRequest, spec: ModelSpec, reporter: Reporter, *, fmt: str = "png"
+        self,
+        request: RunRequest,
+        reporter: Reporter,
+        *,
+        fmt: str = "png",
+        models: ModelSet | None = None,
     ) -> None:
+        """``models``: the run's model set (a Ray actor passes the one it keeps for its
+        life); None makes one from the request, loading each model on first use."""
         self.request = request
         self.fmt = fmt
-        self.spec = spec
         self.reporter = reporter
-        self.summary = RunSummary(
-            model=str(request.model), tier=tier_of(spec), dry_run=request.files.dry_run
-        )
         self.lock = threading.Lock()
         self.abort = threading.Event()
-        self._companions: dict[Path, Restorer] = {}
-        self._load_lock = threading.Lock()  # not `lock`: loading must not block bookkeeping
+        self.models = models or models_for(request)
+        self.models.on_first_use = self._companion_used
+        self.spec = self.models.spec
+        self.summary = RunSummary(
+            model=str(request.models.model),
+            tier=tier_of(self.spec),
+            dry_run=request.files.dry_run,
+        )
         self.deblock_setting = DeblockSetting.parse(request.deblock)
-        self._deblock_models = zoo_deblockers() if spec.task_info.upscales else (None, None)
-        self._deblocker: PreDeblocker | None = None
 
-    def _companion(self, path: Path, summary_field: str) -> Restorer:
-        """The restorer of a companion model (gray or JPEG), loaded on first use and named
-        in the summary field then."""
-        with self._load_lock:
-            if path not in self._companions:
-                self._companions[path] = load_restorer(self.request, path)
-                with self.lock:
-                    setattr(self.summary, summary_field, str(path))
-            return self._companions[path]
-
-    def restorer_for(self, restorer: Restorer, picture: Picture) -> Restorer:
-        """`restorer`, or for a gray picture the gray model's (loaded on first use)."""
-        gray = picture.pixels.ndim == 2 or picture.pixels.shape[2] == 1
-        if self.request.gray_model is None or not gray or restorer.spec.channels == 1:
-            return restorer
-        return self._companion(self.request.gray_model, "gray_model")
+    def _companion_used(self, role: str, path: Path) -> None:
+        """A companion model served for the first time: named in the summary."""
+        if hasattr(self.summary, role):
+            with self.lock:
+                setattr(self.summary, role, str(path))
 
     # -- bookkeeping (thread-safe) -----------------------------------------------------------
     def fail(self, path: Path, error: str) -> None:
@@ -306,7 +295,7 @@ class Run:
         if not self.spec.task_info.upscales or self.deblock_setting.mode == "off":
             return None
         decision = quality_to_apply(self.deblock_setting, path, picture.format)
-        if decision.quality is not None and self._deblock_models == (None, None):
+        if decision.quality is not None and not self.models.can_deblock:
             if self.deblock_setting.mode == "fixed":
                 raise ConfigError("--deblock Q needs the zoo's deblock or deblock-gray model")
             self.note(path, "a JPEG, but no deblocking model is installed: upscaled as it is")
@@ -316,32 +305,6 @@ class Run:
             with self.lock:
                 self.summary.deblocked.append((_url(path), decision.quality, decision.source))
         return decision.quality
-
-    def jpeg_restorer_for(self, restorer: Restorer) -> Restorer:
-        """The SR restorer for a deblocked picture: the request's JPEG model when it has
-        one (loaded on first use), else `restorer`."""
-        if self.request.jpeg_model is None:
-            return restorer
-        return self._companion(self.request.jpeg_model, "jpeg_model")
-
-    def deblocker(self) -> PreDeblocker:
-        with self._load_lock:
-            if self._deblocker is None:
-                colour, gray = self._deblock_models
-                # Both stages' engines stay loaded: deblocking plans with a quarter of the budget.
-                budget = self.request.restore.memory_budget or default_memory_budget(
-                    resolve_device(self.request.engine.device)
-                )
-                req = self.request
-                plain = replace(
-                    req,
-                    engine=replace(req.engine, num_scales=None),
-                    restore=replace(req.restore, memory_budget=budget // 4),
-                )
-                self._deblocker = PreDeblocker(
-                    lambda path: load_restorer(plain, path), colour=colour, gray=gray
-                )
-            return self._deblocker
 
     def level_for(self, path: Path, picture: Picture) -> float | None:
         """The conditioning level for this file (estimating JPEG quality when needed)."""
@@ -371,12 +334,11 @@ class Run:
         return float(estimate.quality)
 
     # -- stage 2: restore --------------------------------------------------------------------
-    def restore(self, restorer: Restorer, item: _Decoded) -> Picture:
+    def restore(self, item: _Decoded) -> Picture:
         assert item.picture is not None
         pic, scale, req = item.picture, self.spec.scale, self.request
-        restorer = self.restorer_for(restorer, pic)
-        if item.deblock is not None:
-            restorer = self.jpeg_restorer_for(restorer)
+        channels = 1 if pic.pixels.ndim == 2 else pic.pixels.shape[2]
+        restorer = self.models.restorer_for(channels, deblocked=item.deblock is not None)
         height, width = pic.pixels.shape[:2]
         plan = restorer.plan(height, width)
         if len(plan) > 1:
@@ -384,7 +346,7 @@ class Run:
         self.reporter.file_started(item.job, width, height, plan.describe())
         source = pic.pixels
         if item.deblock is not None:
-            source = self.deblocker()(source, item.deblock)
+            source = self.models.deblock(source, item.deblock)
         pixels = restorer.restore(
             source, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
         )
@@ -427,21 +389,21 @@ class Run:
             self.summary.outputs.append(output)
         self.reporter.file_done(job, seconds)
 
-    def process(self, restorer: Restorer, job: Job) -> None:
+    def process(self, job: Job) -> None:
         """The three stages for one file, in this thread (what each Ray actor runs)."""
         item = self.decode(job)
         if item.error is not None:
             self.fail(job.source.path, item.error)
             return
         try:
-            picture = self.restore(restorer, item)
+            picture = self.restore(item)
         except Exception as exc:
             self.fail(job.source.path, _error_text(job.source.path, exc))
             return
         self.encode(_Restored(job, picture, item.started))
 
     # -- the three stages together -----------------------------------------------------------
-    def execute(self, jobs: list[Job], restorer: Restorer) -> None:
+    def execute(self, jobs: list[Job]) -> None:
         decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=1)
         restored: queue.Queue[_Restored | None] = queue.Queue(maxsize=1)
 
@@ -476,7 +438,7 @@ class Run:
                     self.fail(item.job.source.path, item.error)
                     continue
                 try:
-                    picture = self.restore(restorer, item)
+                    picture = self.restore(item)
                 except Exception as exc:  # e.g. out of memory on one huge image
                     self.fail(item.job.source.path, _error_text(item.job.source.path, exc))
                     continue
@@ -522,8 +484,7 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     """
     started = time.perf_counter()
     reporter = reporter or Reporter()
-    spec = spec_of(request.model)
-    state = Run(request, spec, reporter)
+    state = Run(request, reporter)
     remote = _plan_remote(state)
     jobs = state.plan() if remote is None else remote
     summary = state.summary
@@ -549,11 +510,10 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         reporter.start(len(jobs))
         request.cluster.execute(state, jobs)
     elif jobs:  # load the engine only when there is work for it
-        restorer = load_restorer(request)
-        eng = restorer.engine
+        eng = state.models.primary().engine
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
         reporter.start(len(jobs))
-        state.execute(jobs, restorer)
+        state.execute(jobs)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -591,18 +551,9 @@ def _plan_remote(state: Run) -> list[Job] | None:
     return jobs
 
 
-def spec_of(model: Path) -> ModelSpec:
-    """What a model file (.safetensors or .onnx) is."""
-    from scn_deploy.modelfile import read_spec
-
-    if model.suffix.lower() == ".onnx":
-        from scn_deploy.engines.registry import load_engine
-
-        return load_engine(model, engine="onnx").spec
-    return read_spec(model)
-
-
-def load_restorer(request: RunRequest, model: Path | None = None) -> Restorer:
-    """The request's engine and options for `model` (default: `request.model`)."""
-    engine = request.engine.load(model or request.model)
-    return Restorer(engine, replace(request.restore, extrapolate_level=True))
+def models_for(request: RunRequest) -> ModelSet:
+    """The request's model set: its engine options, and its tiling options accepting levels
+    beyond a conditioned model's trained range (the CLI has warned about them)."""
+    return ModelSet(
+        request.models, request.engine, replace(request.restore, extrapolate_level=True)
+    )

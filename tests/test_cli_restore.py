@@ -384,13 +384,13 @@ def test_upscale_fast_usage_errors(
 
 def test_restore_api_fast(tmp_path: Path, models, photo, monkeypatch: pytest.MonkeyPatch) -> None:
     from scn_deploy.errors import ConfigError
-    from scn_deploy.restore import restore
+    from scn_deploy.restore import EngineOptions, restore
 
     zoo = tmp_path / "zoo"
     _fast_zoo(zoo, models)
     monkeypatch.setenv("SCN_MODELS", str(zoo))
-    fast = restore(photo, task="sr", scale=2, fast=True, engine="torch")
-    standard = restore(photo, task="sr", scale=2, engine="torch")
+    fast = restore(photo, task="sr", scale=2, fast=True, engine=EngineOptions(engine="torch"))
+    standard = restore(photo, task="sr", scale=2, engine=EngineOptions(engine="torch"))
     assert fast.shape == standard.shape == (128, 160, 3)
     assert np.abs(fast - standard).max() > 0.01  # two different networks
     with pytest.raises(ConfigError, match="fast denoise model 'denoise-fast' is not installed"):
@@ -438,13 +438,13 @@ def test_denoise_fast_uses_the_fast_models_colour_and_gray(
 
 
 def test_restore_api_fast_restoration(tmp_path: Path, photo, monkeypatch) -> None:
-    from scn_deploy.restore import restore
+    from scn_deploy.restore import EngineOptions, restore
 
     _fast_restoration_zoo(tmp_path)
     monkeypatch.setenv("SCN_MODELS", str(tmp_path))
     gray = photo[..., 1]
-    fast = restore(gray, task="denoise", level=25, fast=True, engine="torch")
-    standard = restore(gray, task="denoise", level=25, engine="torch")
+    fast = restore(gray, task="denoise", level=25, fast=True, engine=EngineOptions(engine="torch"))
+    standard = restore(gray, task="denoise", level=25, engine=EngineOptions(engine="torch"))
     assert fast.shape == standard.shape == gray.shape
     assert np.abs(fast - standard).max() > 0.001
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from scn_deploy import cpu
 from scn_deploy.cli import app
-from scn_deploy.engines import registry
+from scn_deploy.engines import EngineOptions, registry
 from scn_deploy.engines.registry import (
     choose_engine,
     choose_precision,
@@ -241,12 +241,12 @@ def test_python_signals_still_work_after_openvino_engines_are_freed_out_of_order
     code = """
 import gc, os, signal
 import numpy as np
-from scn_deploy.engines import load_engine
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.zoo import zoo_path
 x = np.zeros((1, 3, 16, 16), np.float32)
-first = load_engine(zoo_path("sr-x2-fast"), engine="openvino", precision="fp32")
+first = load_engine(zoo_path("sr-x2-fast"), EngineOptions(engine="openvino", precision="fp32"))
 first.infer(x)
-second = load_engine(zoo_path("sr-x3-fast"), engine="openvino", precision="fp32")
+second = load_engine(zoo_path("sr-x3-fast"), EngineOptions(engine="openvino", precision="fp32"))
 second.infer(x)
 del first
 gc.collect()
@@ -264,8 +264,8 @@ print("handled", len(seen))
 @needs_openvino
 def test_openvino_fp32_matches_onnx_runtime(rng) -> None:
     x = rng.random((2, 3, 40, 48), dtype=np.float32)
-    ov = load_engine(zoo_path("sr-x2"), engine="openvino", precision="fp32")
-    ort = load_engine(zoo_path("sr-x2"), engine="onnx")
+    ov = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="fp32"))
+    ort = load_engine(zoo_path("sr-x2"), EngineOptions(engine="onnx"))
     assert ov.name == "openvino" and ov.precision == "fp32" and ov.device == "cpu"
     np.testing.assert_allclose(ov.infer(x), ort.infer(x), atol=1e-4)
 
@@ -276,24 +276,24 @@ def test_openvino_runs_conditioned_models(rng, name: str) -> None:
     """Conditioned models, the half-resolution body (pixel unshuffle / shuffle) included."""
     x = rng.random((1, 1, 32, 36), dtype=np.float32)
     level = np.full((1, 1, 32, 36), 25 / 255, np.float32)
-    ov = load_engine(zoo_path(name), engine="openvino", precision="fp32")
-    ort = load_engine(zoo_path(name), engine="onnx")
+    ov = load_engine(zoo_path(name), EngineOptions(engine="openvino", precision="fp32"))
+    ort = load_engine(zoo_path(name), EngineOptions(engine="onnx"))
     np.testing.assert_allclose(ov.infer(x, level), ort.infer(x, level), atol=1e-4)
 
 
 @needs_openvino
 def test_openvino_compiles_once_per_shape_then_loads_from_the_cache(rng) -> None:
     x = rng.random((1, 3, 24, 24), dtype=np.float32)
-    first = load_engine(zoo_path("sr-x2"), engine="openvino", precision="fp32")
+    first = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="fp32"))
     expected = first.infer(x)
     blob = first.cache_file((1, 3, 24, 24))
     assert blob.is_file() and blob != first.cache_file((1, 3, 24, 28))
     inode = blob.stat().st_ino
-    again = load_engine(zoo_path("sr-x2"), engine="openvino", precision="fp32")
+    again = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="fp32"))
     np.testing.assert_array_equal(again.infer(x), expected)
     assert blob.stat().st_ino == inode  # imported, not compiled and written again
     blob.write_bytes(b"not a compiled model")  # damaged: compiled again and replaced
-    healed = load_engine(zoo_path("sr-x2"), engine="openvino", precision="fp32")
+    healed = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="fp32"))
     np.testing.assert_array_equal(healed.infer(x), expected)
     assert blob.stat().st_size > 1000
 
@@ -302,7 +302,7 @@ def test_openvino_compiles_once_per_shape_then_loads_from_the_cache(rng) -> None
 def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch) -> None:
     monkeypatch.setattr(cpu, "native_bf16", lambda: False)
     with pytest.raises(ConfigError, match="native bf16"):
-        load_engine(zoo_path("sr-x2"), engine="openvino", precision="bf16")
+        load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="bf16"))
     res = runner.invoke(
         app, ["bench", "--engine", "openvino", "--precision", "bf16", "--tile", "32"]
     )
@@ -313,18 +313,18 @@ def test_bf16_is_refused_on_a_cpu_without_it(monkeypatch) -> None:
 @pytest.mark.skipif(not cpu.native_bf16(), reason="this CPU has no native bf16")
 def test_openvino_bf16_is_close_to_fp32(rng) -> None:
     x = rng.random((1, 3, 48, 48), dtype=np.float32)
-    half = load_engine(zoo_path("sr-x2"), engine="openvino", precision="bf16")
-    full = load_engine(zoo_path("sr-x2"), engine="openvino", precision="fp32")
+    half = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="bf16"))
+    full = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="fp32"))
     mse = float(np.mean((half.infer(x) - full.infer(x)) ** 2))
     assert half.precision == "bf16" and 10 * np.log10(1 / mse) > 45
 
 
 @needs_openvino
 def test_int8_runs_the_quantized_export() -> None:
-    eng = load_engine(zoo_path("sr-x2"), engine="openvino", precision="int8")
+    eng = load_engine(zoo_path("sr-x2"), EngineOptions(engine="openvino", precision="int8"))
     assert eng.precision == "int8" and eng.source.endswith("sr-x2-s3-int8.onnx")
     with pytest.raises(ConfigError, match="int8"):
-        load_engine(zoo_path("sr-x3"), engine="openvino", precision="int8")
+        load_engine(zoo_path("sr-x3"), EngineOptions(engine="openvino", precision="int8"))
     # its elementwise kernels slow down in large windows: the tiler is told so
     assert eng.window_cost(256 * 256) == eng.window_cost(448 * 448) == 1.0
     assert 1.3 < eng.window_cost(776 * 1024) < 1.6
@@ -478,13 +478,13 @@ def test_onnx_cuda_session_that_fell_back_to_cpu_is_refused(monkeypatch) -> None
 def test_thread_count_travels_in_the_engine_options(monkeypatch) -> None:
     """`EngineOptions.threads` (or SCN_THREADS when it is unset) reaches the ONNX Runtime
     session; no backend reads the environment itself."""
-    from scn_deploy.engines.registry import EngineOptions
+    from scn_deploy.engines import EngineOptions
 
     monkeypatch.delenv("SCN_THREADS", raising=False)
-    engine = EngineOptions(engine="onnx", device="cpu", threads=1).load(zoo_path("sr-x2"))
+    engine = load_engine(zoo_path("sr-x2"), EngineOptions(engine="onnx", device="cpu", threads=1))
     assert engine.session.get_session_options().intra_op_num_threads == 1
     monkeypatch.setenv("SCN_THREADS", "2")
-    engine = EngineOptions(engine="onnx", device="cpu").load(zoo_path("sr-x2"))
+    engine = load_engine(zoo_path("sr-x2"), EngineOptions(engine="onnx", device="cpu"))
     assert engine.session.get_session_options().intra_op_num_threads == 2
     source = Path(registry.__file__).parent
     for backend in ("onnx_engine.py", "openvino_engine.py"):

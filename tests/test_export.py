@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 from scn_deploy.arch import preset_spec  # noqa: E402
 from scn_deploy.arch.scn import build_network  # noqa: E402
 from scn_deploy.cli import app  # noqa: E402
-from scn_deploy.engines import load_engine  # noqa: E402
+from scn_deploy.engines import EngineOptions, load_engine  # noqa: E402
 from scn_deploy.errors import ModelFileError  # noqa: E402
 from scn_deploy.exporting.metadata import read_onnx_metadata  # noqa: E402
 from scn_deploy.modelfile import save_model  # noqa: E402
@@ -59,7 +59,7 @@ def test_export_cli_parity_and_engine(tmp_path: Path, spec, scales: int) -> None
     assert len(meta["scn_source_sha256"]) == 64
     # The ONNX engine gives the torch engine's result on an unseen size.
     onnx_eng = load_engine(out)
-    torch_eng = load_engine(path, engine="torch", num_scales=scales)
+    torch_eng = load_engine(path, EngineOptions(engine="torch", num_scales=scales))
     x = np.random.default_rng(0).random((1, 3, 21, 34), dtype=np.float32)
     level = np.full((1, 1, 21, 34), 0.1, np.float32) if spec.conditioned else None
     assert np.abs(onnx_eng.infer(x, level) - torch_eng.infer(x, level)).max() < 1e-4

@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 from scn_deploy.arch import preset_spec  # noqa: E402
 from scn_deploy.arch.scn import build_network  # noqa: E402
 from scn_deploy.cli import app  # noqa: E402
-from scn_deploy.engines import load_engine  # noqa: E402
+from scn_deploy.engines import EngineOptions, load_engine  # noqa: E402
 from scn_deploy.errors import ConfigError  # noqa: E402
 from scn_deploy.exporting import cache  # noqa: E402
 from scn_deploy.exporting.metadata import read_onnx_metadata  # noqa: E402
@@ -67,7 +67,7 @@ def test_fp16_export_is_verified_and_runs(tmp_path: Path, sr_model: Path) -> Non
     _spec, n, meta = read_onnx_metadata(out)
     assert meta["scn_precision"] == "fp16" and n == 3
     half = load_engine(out)
-    full = load_engine(sr_model, engine="torch")
+    full = load_engine(sr_model, EngineOptions(engine="torch"))
     assert half.precision == "fp16"
     x = np.random.default_rng(0).random((1, 3, 27, 33), dtype=np.float32)
     assert _psnr(half.infer(x), full.infer(x)) >= 50.0
@@ -89,7 +89,7 @@ def test_int8_export_calibrates_on_images_and_stays_close(
     assert meta["scn_precision"] == "int8" and "calib" in meta["scn_calibration"]
     ops = [n for n in __import__("onnx").load(q_path).graph.node]
     assert "QuantizeLinear" in {n.op_type for n in ops}
-    q, f = load_engine(q_path), load_engine(zoo_path("sr-x2"), engine="torch")
+    q, f = load_engine(q_path), load_engine(zoo_path("sr-x2"), EngineOptions(engine="torch"))
     assert q.precision == "int8"
     x = np.ascontiguousarray(photo_rgb[440:504, 0:64].transpose(2, 0, 1)[None] / 255.0)
     x = x.astype(np.float32)
@@ -123,15 +123,15 @@ def test_missing_scales_are_exported_into_the_cache_once(
 ) -> None:
     monkeypatch.setenv("SCN_EXPORT", str(tmp_path / "no-exports"))
     monkeypatch.setenv("SCN_CACHE", str(tmp_path / "cache"))
-    eng = load_engine(sr_model, engine="onnx", num_scales=5)
+    eng = load_engine(sr_model, EngineOptions(engine="onnx", num_scales=5))
     assert eng.num_scales == 5 and Path(eng.source).parent == tmp_path / "cache" / "export"
     first = os.stat(eng.source).st_mtime_ns
-    again = load_engine(sr_model, engine="onnx", num_scales=5)
+    again = load_engine(sr_model, EngineOptions(engine="onnx", num_scales=5))
     assert again.source == eng.source and os.stat(again.source).st_mtime_ns == first
     # A changed model file never reuses the stale export.
     other = _model(tmp_path, preset_spec("tiny", task="sr", scale=2, num_scales=4), "m2")
     other.replace(sr_model)
-    assert load_engine(sr_model, engine="onnx", num_scales=5).source != eng.source
+    assert load_engine(sr_model, EngineOptions(engine="onnx", num_scales=5)).source != eng.source
 
 
 def test_without_torch_a_missing_export_says_what_to_install(
@@ -156,7 +156,7 @@ def test_tensorrt_is_refused_cleanly_without_a_gpu(tmp_path: Path, sr_model: Pat
     )
     assert res.exit_code == 1 and "cannot use TensorRT" in res.output
     with pytest.raises(ConfigError):
-        load_engine(tmp_path / "t.onnx", engine="tensorrt", device="cuda")
+        load_engine(tmp_path / "t.onnx", EngineOptions(engine="tensorrt", device="cuda"))
 
 
 def test_tensorrt_profiles_and_cache_keys() -> None:
@@ -186,9 +186,11 @@ def test_tensorrt_engine_matches_torch_on_gpu(tmp_path: Path, sr_model: Path, fp
     assert res.exit_code == 0, res.output
     engines = sorted((cache.cache_dir() / "tensorrt").glob("*.engine"))
     precision = "fp16" if fp16 else "fp32"
-    trt_eng = load_engine(out, engine="tensorrt", device="cuda", precision=precision, tile=64)
+    trt_eng = load_engine(
+        out, EngineOptions(engine="tensorrt", device="cuda", precision=precision, tile=64)
+    )
     assert sorted((cache.cache_dir() / "tensorrt").glob("*.engine")) == engines  # no rebuild
-    ref = load_engine(sr_model, engine="torch", device="cpu")
+    ref = load_engine(sr_model, EngineOptions(engine="torch", device="cpu"))
     x = np.random.default_rng(0).random((2, 3, 61, 47), dtype=np.float32)
     got, want = trt_eng.infer(x), ref.infer(x)
     assert got.dtype == np.float32 and got.shape == want.shape

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scn_deploy.engines import load_engine  # noqa: E402
+from scn_deploy.engines import EngineOptions, load_engine  # noqa: E402
 from scn_deploy.engines.registry import can_run, resolve_device  # noqa: E402
 from scn_deploy.restore import RestoreOptions, Restorer  # noqa: E402
 from scn_deploy.zoo import zoo_path  # noqa: E402
@@ -44,8 +44,10 @@ def test_device_auto_chooses_cuda() -> None:
 def test_torch_on_cuda_matches_the_cpu(precision: str, min_db: float) -> None:
     model = zoo_path("sr-x2")
     x = np.random.default_rng(0).random((1, 3, 96, 80), dtype=np.float32)
-    cpu = load_engine(model, engine="torch", device="cpu").infer(x)
-    gpu = load_engine(model, engine="torch", device="cuda", precision=precision).infer(x)
+    cpu = load_engine(model, EngineOptions(engine="torch", device="cpu")).infer(x)
+    gpu = load_engine(
+        model, EngineOptions(engine="torch", device="cuda", precision=precision)
+    ).infer(x)
     assert _psnr(gpu, cpu) > min_db
 
 
@@ -54,13 +56,13 @@ def test_onnx_runtime_cuda_matches_the_cpu() -> None:
         pytest.skip("ONNX Runtime has no CUDA provider here")
     model = zoo_path("sr-x2")
     x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
-    cpu = load_engine(model, engine="onnx", device="cpu").infer(x)
-    gpu = load_engine(model, engine="onnx", device="cuda").infer(x)
+    cpu = load_engine(model, EngineOptions(engine="onnx", device="cpu")).infer(x)
+    gpu = load_engine(model, EngineOptions(engine="onnx", device="cuda")).infer(x)
     assert _psnr(gpu, cpu) > 60.0
 
 
 def test_tiles_under_the_cuda_budget_equal_the_whole_image(photo_rgb: np.ndarray) -> None:
-    engine = load_engine(zoo_path("sr-x2"), engine="torch", device="cuda")
+    engine = load_engine(zoo_path("sr-x2"), EngineOptions(engine="torch", device="cuda"))
     image = photo_rgb[:300, :260]
     whole = Restorer(engine, RestoreOptions(tile=0)).restore(image)
     tiled = Restorer(engine, RestoreOptions(tile="auto", memory_budget=64 << 20))

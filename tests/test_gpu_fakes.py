@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from scn_deploy.arch.facts import pyramid_alignment, receptive_field_bound
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import EngineOptions
 from scn_deploy.engines.tensorrt_engine import numpy_dtype_of
 from scn_deploy.errors import ConfigError
 from scn_deploy.exporting.cache import export_dir
@@ -389,10 +389,10 @@ def test_the_registry_builds_tensorrt_for_the_runs_tile_and_batch(monkeypatch, t
     monkeypatch.setattr(registry, "cuda_present", lambda: True)
     model = zoo_path("sr-x2")
     spec = read_spec(model)
-    engine = EngineOptions(engine="tensorrt", device="cuda", tile=512, batch=2).load(model)
+    engine = load_engine(model, EngineOptions(engine="tensorrt", device="cuda", tile=512, batch=2))
     assert engine.name == "tensorrt" and engine.max_tile == 512
     assert builds[-1]["profile"] == profile_for(spec, 3, batch=2, tile=512)
-    EngineOptions(engine="tensorrt", device="cuda").load(model)
+    load_engine(model, EngineOptions(engine="tensorrt", device="cuda"))
     assert builds[-1]["profile"] == profile_for(spec, 3, batch=1, tile=256)
 
 

@@ -218,14 +218,16 @@ def test_restore_api_removes_a_known_jpeg_quality_first(
     tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from scn_deploy.jpeg_quality import estimate_jpeg_quality
-    from scn_deploy.restore import restore, to_dtype
+    from scn_deploy.restore import EngineOptions, restore, to_dtype
 
     monkeypatch.setenv("SCN_MODELS", str(zoo))
     path = _write_jpeg(tmp_path / "a.jpg", photo, 30)
     image = np.asarray(Image.open(path))
     quality = estimate_jpeg_quality(path).quality
-    deblocked = restore(image, task="sr", scale=2, jpeg_quality=quality, engine="torch")
-    plain = restore(image, task="sr", scale=2, engine="torch")
+    deblocked = restore(
+        image, task="sr", scale=2, jpeg_quality=quality, engine=EngineOptions(engine="torch")
+    )
+    plain = restore(image, task="sr", scale=2, engine=EngineOptions(engine="torch"))
     assert deblocked.shape == plain.shape == (128, 160, 3)
     assert not np.array_equal(to_dtype(deblocked, np.uint8), to_dtype(plain, np.uint8))
     # the same as scn upscale on the file
@@ -277,7 +279,7 @@ def test_jpeg_inputs_are_cleaned_by_the_fast_deblockers_when_installed(
 ) -> None:
     """deblock-fast measured better than deblock as the pre-deblocker and costs 1/4: it is
     preferred; the default models serve when the fast ones are missing."""
-    from scn_deploy.jpeg_input import zoo_deblockers
+    from scn_deploy.zoo import zoo_deblockers
 
     monkeypatch.setenv("SCN_MODELS", str(tmp_path))
     assert zoo_deblockers() == (None, None)

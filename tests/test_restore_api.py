@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from scn_deploy.arch import preset_spec  # noqa: E402
 from scn_deploy.arch.scn import build_network  # noqa: E402
-from scn_deploy.engines import load_engine  # noqa: E402
+from scn_deploy.engines import EngineOptions, load_engine  # noqa: E402
 from scn_deploy.errors import ConfigError  # noqa: E402
 from scn_deploy.modelfile import save_model  # noqa: E402
 from scn_deploy.restore import RestoreOptions, Restorer, restore, to_dtype  # noqa: E402
@@ -32,7 +32,7 @@ def _model_file(tmp_path: Path, spec, seed: int = 0, symmetric: bool = False) ->
 
 def test_torch_engine_and_restorer_shapes(tmp_path: Path, photo_rgb: np.ndarray) -> None:
     path = _model_file(tmp_path, preset_spec("tiny", task="sr", scale=3))
-    eng = load_engine(path, engine="torch")
+    eng = load_engine(path, EngineOptions(engine="torch"))
     assert eng.name == "torch" and eng.num_scales == 3
     out = Restorer(eng).restore(photo_rgb[:40, :30])
     assert out.shape == (120, 90, 3) and out.dtype == np.float32
@@ -83,4 +83,4 @@ def test_restore_one_call_and_quantise(tmp_path: Path, photo_rgb) -> None:
 def test_unknown_engine(tmp_path: Path) -> None:
     path = _model_file(tmp_path, preset_spec("tiny", task="sr", scale=2))
     with pytest.raises(ConfigError, match="unknown engine"):
-        load_engine(path, engine="magic")
+        load_engine(path, EngineOptions(engine="magic"))

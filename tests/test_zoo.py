@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scn_deploy.degrade import bicubic_degrade, imresize
-from scn_deploy.engines import load_engine
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.exporting.cache import export_dir
 from scn_deploy.exporting.metadata import read_onnx_metadata
 from scn_deploy.metrics import psnr
@@ -31,7 +31,7 @@ def test_zoo_model_matches_card_and_export(entry) -> None:
     results = json.loads(entry.path.with_suffix(".json").read_text())
     assert results["description"] == entry.spec.describe()
     assert entry.spec.training.get("steps", 0) > 0
-    onnx_engine = load_engine(entry.path, engine="onnx")  # the committed export
+    onnx_engine = load_engine(entry.path, EngineOptions(engine="onnx"))  # the committed export
     assert onnx_engine.spec.to_dict() == entry.spec.to_dict()
     # Every committed export of this model was made from this very file (none is stale).
     digest = hashlib.sha256(entry.path.read_bytes()).hexdigest()
@@ -45,8 +45,8 @@ def test_zoo_model_matches_card_and_export(entry) -> None:
 def test_zoo_export_reproduces_torch(entry) -> None:
     """The committed fp32 export gives PyTorch's output (what a re-export would give)."""
     pytest.importorskip("torch")
-    onnx_engine = load_engine(entry.path, engine="onnx")
-    torch_engine = load_engine(entry.path, engine="torch")
+    onnx_engine = load_engine(entry.path, EngineOptions(engine="onnx"))
+    torch_engine = load_engine(entry.path, EngineOptions(engine="torch"))
     spec = entry.spec
     x = np.random.default_rng(0).random((1, spec.channels, 37, 29), dtype=np.float32)
     level = np.full((1, 1, 37, 29), 0.1, np.float32) if spec.conditioned else None
@@ -61,7 +61,9 @@ def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -
     s = entry.spec.scale
     hr = photo_rgb[96 : 96 + 120, 160 : 160 + 120]
     lr = bicubic_degrade(hr, s)
-    out = to_dtype(Restorer(load_engine(entry.path, engine=engine)).restore(lr), np.uint8)
+    out = to_dtype(
+        Restorer(load_engine(entry.path, EngineOptions(engine=engine))).restore(lr), np.uint8
+    )
     baseline = imresize(lr, scale=s)
     gain = psnr(out, hr, crop_border=s) - psnr(baseline, hr, crop_border=s)
     assert gain > 0.5, f"{entry.name} ({engine}) gains only {gain:.2f} dB over bicubic"
@@ -83,7 +85,7 @@ def test_restore_zoo_model_improves_its_input(entry, engine: str, photo_rgb: np.
     spec = entry.spec
     crop = photo_rgb[96 : 96 + 120, 160 : 160 + 120]
     clean = crop if spec.channels == 3 else np.rint(rgb_to_y(crop)).astype(np.uint8)
-    restorer = Restorer(load_engine(entry.path, engine=engine))
+    restorer = Restorer(load_engine(entry.path, EngineOptions(engine=engine)))
     levels = (15.0, 50.0) if spec.task == "denoise" else (10, 40)
     for level in levels:
         if spec.task == "denoise":
@@ -221,7 +223,7 @@ def test_scn_denoise_sends_gray_images_to_the_gray_model(
     (rgb_out,) = out.glob("rgb*")
     (gray_out,) = out.glob("gray*")
     by_colour = to_dtype(
-        Restorer(load_engine(zoo_path_of("denoise"), engine="onnx")).restore(
+        Restorer(load_engine(zoo_path_of("denoise"), EngineOptions(engine="onnx"))).restore(
             read_image(inputs / "gray.png"), 25.0
         ),
         np.uint8,

@@ -20,7 +20,7 @@ from skimage import data
 
 from scn_deploy import tiling
 from scn_deploy.arch import facts
-from scn_deploy.engines import load_engine
+from scn_deploy.engines import EngineOptions, load_engine
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     facts.MAX_ALIGNMENT = args.cap
-    engine = load_engine(args.model, num_scales=args.scales)
+    engine = load_engine(args.model, EngineOptions(num_scales=args.scales))
     arch = engine.spec.arch
     photo = data.astronaut()
     reps = -(-args.size // photo.shape[0])

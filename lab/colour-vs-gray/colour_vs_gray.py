@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from scn_deploy.degrade import add_gaussian_noise, jpeg_compress
-from scn_deploy.engines import load_engine
+from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.imageio import read_image
 from scn_deploy.metrics import psnr
 from scn_deploy.restore import Restorer, to_dtype
@@ -64,8 +64,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args()
 
-    colour = Restorer(load_engine(args.colour, engine=args.engine))
-    gray = Restorer(load_engine(args.gray, engine=args.engine))
+    colour = Restorer(load_engine(args.colour, EngineOptions(engine=args.engine)))
+    gray = Restorer(load_engine(args.gray, EngineOptions(engine=args.engine)))
     task = colour.spec.task
     if colour.spec.channels != 3 or gray.spec.channels != 1 or gray.spec.task != task:
         raise SystemExit("need a 3-channel --colour and a 1-channel --gray model of one task")

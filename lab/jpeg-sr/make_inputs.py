@@ -1,13 +1,15 @@
-"""Training inputs for an SR model that upscales deblocked JPEGs (`scn train --inputs`).
+"""Training inputs for an SR model that upscales JPEGs (`scn train --inputs`).
 
 For every training image: the bicubic LR (modcropped HR, MATLAB imresize, as `scn train`
 makes it), JPEG-coded in colour at each quality (OpenCV, 4:2:0, the `scn eval --jpeg`
-protocol), then restored by the zoo's `deblock` model at that quality, exactly as
-`scn upscale --deblock auto` prepares a JPEG (same engine choice, float result rounded to
-uint8 here). One folder per quality: OUT/q<Q>/<stem>.png. Keep OUT outside the repository.
+protocol). With `--stage deblocked` (the default) it is then restored by the zoo's `deblock`
+model at that quality, exactly as `scn upscale --deblock auto` prepares a JPEG (same engine
+choice, float result rounded to uint8 here); with `--stage jpeg` the decoded JPEG itself is the
+input (for an SR model trained end to end on compressed inputs). One folder per quality:
+OUT/q<Q>/<stem>.png. Keep OUT outside the repository.
 
     python lab/jpeg-sr/make_inputs.py --data $SCN_DATA/train/T91 --data $SCN_DATA/train/BSD200
-        --out /path/outside/the/repo [--quality 20 30 40 50 60 75 90]
+        --out /path/outside/the/repo [--quality 20 30 40 50 60 75 90] [--stage jpeg]
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--quality", type=int, nargs="+", default=[20, 30, 40, 50, 60, 75, 90])
+    parser.add_argument("--stage", choices=["deblocked", "jpeg"], default="deblocked")
     args = parser.parse_args()
-    restorer = Restorer(load_engine(zoo_path("deblock")), RestoreOptions(tile="auto"))
+    restorer = None
+    if args.stage == "deblocked":
+        restorer = Restorer(load_engine(zoo_path("deblock")), RestoreOptions(tile="auto"))
     files = [f for folder in args.data for f in list_images(folder, recursive=True)]
     started = time.perf_counter()
     for n, path in enumerate(files, 1):
@@ -45,8 +50,10 @@ def main() -> int:
             target = args.out / f"q{q}" / f"{path.stem}.png"
             if target.exists():
                 continue
-            restored = restorer.restore(jpeg_compress(lr, q), float(q))
-            write_image(target, to_dtype(restored, np.uint8))
+            coded = jpeg_compress(lr, q)
+            if restorer is not None:
+                coded = to_dtype(restorer.restore(coded, float(q)), np.uint8)
+            write_image(target, coded)
         if n % 25 == 0:
             print(f"{n}/{len(files)} images, {time.perf_counter() - started:.0f} s", flush=True)
     print(f"done: {len(files)} images x {len(args.quality)} qualities in {args.out}")

@@ -16,7 +16,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
@@ -34,12 +34,13 @@ from rich.progress import (
 
 from scn_deploy.arch.config import ModelSpec
 from scn_deploy.cli.app import err, fail
-from scn_deploy.engines.registry import EngineOptions
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import FileOptions, Job
 from scn_deploy.imageio import DEFAULT_MAX_PIXELS
-from scn_deploy.pipeline import ClusterExecutor, Reporter, RunRequest, RunSummary, spec_of
-from scn_deploy.restore import RestoreOptions
+from scn_deploy.modelset import spec_of
+from scn_deploy.pipeline import ClusterExecutor, Reporter, RunRequest, RunSummary
+from scn_deploy.restorer import RestoreOptions
 
 
 class Engine(StrEnum):
@@ -403,20 +404,6 @@ def load_spec(
     return path, spec
 
 
-def gray_companion(
-    model: str | None, task: str, model_path: Path, *, fast: bool = False
-) -> Path | None:
-    """The zoo's gray variant (of the fast tier with ``fast``) to serve gray inputs beside the
-    zoo's colour default, if any."""
-    from scn_deploy.modelfile import read_spec
-    from scn_deploy.zoo import DEFAULT_NAMES, FAST_NAMES, zoo_path
-
-    name = (FAST_NAMES if fast else DEFAULT_NAMES).get((task, 1, True))
-    if model is not None or name is None or not zoo_path(name).exists():
-        return None
-    return zoo_path(name) if read_spec(model_path).channels == 3 else None
-
-
 def check_level(spec: ModelSpec, level: float | None) -> float | None:
     """Check --sigma / --quality against the model (`Task.check_level`); returns the level to
     condition on (None for deblocking without --quality: estimated per JPEG)."""
@@ -507,7 +494,6 @@ def execute(
     level: float | None = None,
     outscale: float | None = None,
     deblock: str = "auto",
-    jpeg_model: Path | None = None,
     fast: bool = False,
 ) -> None:
     """Run the pipeline for a checked command line; exits with 0, 1 (a file failed), 2
@@ -517,15 +503,17 @@ def execute(
     _check_device(common.device)
     if not common.inputs:
         raise fail("give at least one INPUT file or folder", 2)
+    from scn_deploy.zoo import choose_models
+
+    # The zoo's companions (gray model, JPEG stages) serve beside its default models.
+    models = choose_models(common.model, task=task, scale=spec_of(model_path).scale, fast=fast)
     request = RunRequest(
         task=task,
         inputs=common.inputs,
-        model=model_path,
+        models=replace(models, model=model_path),
         level=level,
         outscale=outscale,
         deblock=deblock,
-        gray_model=gray_companion(common.model, task, model_path, fast=fast),
-        jpeg_model=jpeg_model,
         engine=common.engine_options(),
         restore=common.restore_options(),
         files=common.file_options(),

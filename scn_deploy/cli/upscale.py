@@ -62,16 +62,11 @@ def upscale(
         setting = DeblockSetting.parse(deblock)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
-    from scn_deploy.zoo import jpeg_companion
-
-    # With the zoo's default model, deblocked inputs go to the zoo's JPEG model for the scale.
-    jpeg_model = None if common.model is not None or fast else jpeg_companion(spec.scale)
     execute(
         common,
         task="sr",
         model_path=path,
         outscale=outscale,
         deblock=str(setting),
-        jpeg_model=jpeg_model,
         fast=fast,
     )

@@ -2,6 +2,7 @@
 (`scn_deploy.engines.registry`), one module per backend with its heavy imports inside."""
 
 from scn_deploy.engines.base import Engine
-from scn_deploy.engines.registry import EngineOptions, load_engine
+from scn_deploy.engines.options import EngineOptions
+from scn_deploy.engines.registry import load_engine
 
 __all__ = ["Engine", "EngineOptions", "load_engine"]

@@ -10,15 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.arch.config import ModelSpec
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError
-
-if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
 
 
 class UnsupportedModel(ConfigError):

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.engines.base import Engine
 from scn_deploy.engines.cuda_runtime import device_index
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ModelFileError
-
-if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
 
 
 def providers_for(device: str) -> list[str | tuple[str, dict[str, object]]]:

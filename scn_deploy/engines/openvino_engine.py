@@ -23,16 +23,13 @@ import math
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from scn_deploy.atomic import atomic_write
 from scn_deploy.engines.base import Engine, UnsupportedModel
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ModelFileError, ScnError
-
-if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
 
 HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 KEEP_SHAPES = 2

@@ -22,10 +22,11 @@ import importlib.util
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scn_deploy.engines.base import Engine, UnsupportedModel
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -240,75 +241,22 @@ def choose_precision(engine: str, model: Path, precision: str | None) -> str:
     return "fp32"
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """Which engine runs a model, where and how: the arguments of `load_engine`, as one
-    value that the CLI makes and the pipeline, evaluation and benchmark pass down unchanged.
-
-    Attributes:
-        engine: a name from `ENGINE_NAMES` ("auto": the fastest installed for the device).
-        device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: None (auto), "fp32", "fp16", "bf16" or "int8".
-        num_scales: pyramid scales at inference (None: as trained).
-        tile: the largest tile (input pixels) the run will send, None when not fixed;
-            batch: tiles per forward pass. Engines built for fixed shapes size themselves
-            from these (TensorRT's profile, `tensorrt_engine.TensorrtOptions`); the others
-            ignore them.
-        threads: intra-op threads of ONNX Runtime and OpenVINO (PyTorch keeps its own);
-            None: the `SCN_THREADS` environment variable when set (read by `load_engine`),
-            else every core. One engine per Ray actor gets its share of the cores.
-    """
-
-    engine: str = "auto"
-    device: str = "auto"
-    precision: str | None = None
-    num_scales: int | None = None
-    tile: int | None = None
-    batch: int = 1
-    threads: int | None = None
-
-    def load(self, model: str | os.PathLike[str]) -> Engine:
-        """`model` loaded into the engine these options choose."""
-        return load_engine(model, **asdict(self))
-
-
-def load_engine(
-    model: str | os.PathLike[str],
-    *,
-    engine: str = "auto",
-    device: str = "auto",
-    num_scales: int | None = None,
-    fp16: bool = False,
-    precision: str | None = None,
-    tile: int | None = None,
-    batch: int = 1,
-    threads: int | None = None,
-) -> Engine:
-    """Load `model` (a .safetensors model file or an exported .onnx) into an engine.
-
-    engine: a name from `ENGINE_NAMES`; "auto" as the module docstring says.
-    device: "auto" (CUDA when usable), "cpu", "cuda" or "cuda:N".
-    precision: None (auto), "fp32", "fp16" (same as fp16=True), "bf16" (torch, or OpenVINO
-        on a CPU with native bf16) or "int8" (the ONNX export quantized by
-        `scn export --int8`).
-    tile, batch: the run's largest tile and batch, for engines built for fixed shapes
-        (TensorRT; see `EngineOptions`).
-    threads: intra-op threads on the CPU (None: `SCN_THREADS`, else every core).
-    """
+def load_engine(model: str | os.PathLike[str], options: EngineOptions | None = None) -> Engine:
+    """Load `model` (a .safetensors model file or an exported .onnx) into the engine that
+    `options` choose (`scn_deploy.engines.options.EngineOptions`; default: the fastest
+    installed engine, CUDA when usable, the precision as the module docstring says)."""
+    options = options or EngineOptions()
+    engine, precision = options.engine, options.precision
     if engine not in ENGINE_NAMES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINE_NAMES)}")
-    if precision is None and fp16:
-        precision = "fp16"
     if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    device = resolve_device(device)
-    if threads is None and os.environ.get("SCN_THREADS"):
-        threads = int(os.environ["SCN_THREADS"])
-    options = EngineOptions(engine, device, precision, num_scales, tile, batch, threads)
+    device = resolve_device(options.device)
+    options = replace(options, device=device, threads=options.resolved_threads())
     path = Path(model)
     if engine != "auto":
         return _with_twin(_load(engine, path, options), path, options)
-    order = engine_order(path, device, precision, num_scales)
+    order = engine_order(path, device, precision, options.num_scales)
     for name in order[:-1]:
         try:  # e.g. an fp16 .onnx file, which OpenVINO does not run: the next engine does
             loaded = _load(name, path, options)

@@ -17,39 +17,16 @@ matches the installed TensorRT exactly.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from scn_deploy.engines.base import Engine
+from scn_deploy.engines.options import TENSORRT_DEFAULT_TILE, EngineOptions, TensorrtOptions
 from scn_deploy.errors import ConfigError
 
-if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
-
-DEFAULT_TILE = 256
-
-
-@dataclass(frozen=True)
-class TensorrtOptions:
-    """What the TensorRT engine is built for.
-
-    Attributes:
-        tile: the largest tile core (input pixels) it runs; the profile adds the model's
-            overlap bound (see `tensorrt_build.profile_for`).
-        batch: tiles per forward pass (the profile allows 3x for gray models on RGB images).
-    """
-
-    tile: int = DEFAULT_TILE
-    batch: int = 1
-
-    @classmethod
-    def for_run(cls, tile: int | None, batch: int) -> TensorrtOptions:
-        """The options for a run's tile (None or 0: `DEFAULT_TILE`, the tiler then cuts
-        larger images to it) and batch."""
-        return cls(tile=tile or DEFAULT_TILE, batch=max(batch, 1))
+__all__ = ["TENSORRT_DEFAULT_TILE", "TensorrtEngine", "TensorrtOptions"]
 
 
 def numpy_dtype_of(trt_dtype: object, trt: Any) -> np.dtype:
@@ -121,7 +98,7 @@ class TensorrtEngine(Engine):
     def load(
         cls, file: Path, *, device: str, precision: str, options: EngineOptions
     ) -> TensorrtEngine:
-        run = TensorrtOptions.for_run(options.tile, options.batch)
+        run = options.tensorrt()
         return cls(file, device=device, precision=precision, options=run)
 
     def infer(self, image: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:

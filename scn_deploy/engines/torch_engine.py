@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from scn_deploy.arch.scn import fuse_weight_norm
 from scn_deploy.engines.base import Engine
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import load_model
-
-if TYPE_CHECKING:
-    from scn_deploy.engines.registry import EngineOptions
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
