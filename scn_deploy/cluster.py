@@ -13,6 +13,8 @@ mountpoint-s3 / s3fs). Ray is optional: `pip install 'scn-deploy[ray]'`.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,9 +72,18 @@ class RestoreActor:
         self.fmt = fmt
         self.models = models_for(request)
         self.models.primary()  # loaded at start: an unusable model fails the actor at once
+        self.actor_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        rows: dict[str, list[Any]] = {"source": [], "output": [], "error": [], "notes": []}
+        rows: dict[str, list[Any]] = {
+            "source": [],
+            "output": [],
+            "error": [],
+            "notes": [],
+            "deblocked": [],
+            "actor": [],
+            "loaded": [],
+        }
         for source, output in zip(batch["source"], batch["output"], strict=True):
             source, output = str(source), str(output)
             summary = self._restore_one(source, output)
@@ -80,6 +91,9 @@ class RestoreActor:
             rows["output"].append(output if summary.outputs else "")
             rows["error"].append(summary.failed[0][1] if summary.failed else "")
             rows["notes"].append([note for _p, note in summary.notes])
+            rows["deblocked"].append([[q, how] for _p, q, how in summary.deblocked])
+            rows["actor"].append(self.actor_id)
+            rows["loaded"].append([str(p) for p in self.models.loads])
         return rows
 
     def _restore_one(self, source: str, output: str):
@@ -173,15 +187,20 @@ def execute_on_ray(state: Run, jobs: list[Job], options: ClusterOptions) -> None
             num_gpus=gpus_each,
         )
         by_source = {_name(j.source.path): j for j in jobs}
+        loaded: dict[str, list[str]] = {}  # per actor: the model files its set has loaded
         state.reporter.info(f"Ray: {n} actor(s) over {len(jobs)} file(s)")
         for row in ds.iter_rows():
+            loaded[row["actor"]] = list(row["loaded"])
             job = by_source[row["source"]]
             for note in row["notes"]:
                 state.note(job.source.path, note)
             if row["error"]:
                 state.fail(job.source.path, row["error"])
                 continue
+            for quality, how in row["deblocked"]:
+                state.summary.deblocked.append((_name(job.source.path), int(quality), str(how)))
             state.record(job, row["output"], 0.0)
+        state.summary.loaded = [path for paths in loaded.values() for path in paths]
     except ScnError:
         raise
     except Exception as exc:  # Ray wraps actor start-up errors (e.g. an unusable model)

@@ -116,6 +116,7 @@ class RunSummary:
     notes: list[tuple[str, str]] = field(default_factory=list)  # path, note
     deblocked: list[tuple[str, int, str]] = field(default_factory=list)  # path, quality, source
     jpeg_model: str | None = None  # the model that upscaled the deblocked files, if not `model`
+    loaded: list[str] = field(default_factory=list)  # model files loaded (per Ray actor: each)
     seconds: float = 0.0
     overlap: int | None = None
 
@@ -139,6 +140,7 @@ class RunSummary:
             "notes": [{"path": p, "note": n} for p, n in self.notes],
             "deblocked": [{"path": p, "quality": q, "source": s} for p, q, s in self.deblocked],
             "jpeg_model": self.jpeg_model,
+            "loaded": self.loaded,
         }
 
 
@@ -514,6 +516,7 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
         reporter.start(len(jobs))
         state.execute(jobs)
+        summary.loaded = [str(p) for p in state.models.loads]
     summary.seconds = time.perf_counter() - started
     return summary
 

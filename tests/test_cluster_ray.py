@@ -102,3 +102,35 @@ def test_url_inputs_and_outputs_on_ray(tmp_path: Path, photo_rgb: np.ndarray) ->
     assert again["processed"] == 0 and again["skipped"] == 2
     res = runner.invoke(app, ["upscale", f"file://{src}", "--scale", "2", "-o", str(tmp_path)])
     assert res.exit_code == 2 and "--cluster ray" in res.output
+
+
+def test_each_ray_actor_loads_each_companion_model_once(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    """An actor keeps one model set for its life: over a folder of colour and gray PNGs and
+    JPEGs it loads the SR model and each deblocking model (colour, gray) exactly once, as
+    the local run does."""
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        crop = photo_rgb[40 * i : 40 * i + 40, 48:104]
+        write_image(src / f"c{i}.png", crop)
+        write_image(src / f"g{i}.png", crop[..., 1])
+        cv2.imwrite(str(src / f"cj{i}.jpg"), crop[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 40])
+        cv2.imwrite(str(src / f"gj{i}.jpg"), crop[..., 1], [cv2.IMWRITE_JPEG_QUALITY, 40])
+    common = ["upscale", str(src), "--scale", "2", "--engine", "onnx", "--json", "-q"]
+    docs = {}
+    for where, extra in (("local", []), ("ray", ["--cluster", "ray", "--actors", "1"])):
+        res = runner.invoke(app, [*common, "-o", str(tmp_path / where), *extra])
+        assert res.exit_code == 0, res.output
+        docs[where] = json.loads(res.stdout.strip().splitlines()[-1])
+    for doc in docs.values():
+        assert doc["processed"] == 8 and len(doc["deblocked"]) == 4
+        names = [Path(p).name for p in doc["loaded"]]
+        assert sorted(names) == sorted(set(names)), names  # nothing loaded twice
+        assert names[0] == "sr-x2.safetensors"
+        assert {"deblock-fast.safetensors", "deblock-gray-fast.safetensors"} <= set(names)
+    for name in ("c0_x2.png", "gj1_x2.png"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()

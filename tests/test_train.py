@@ -485,3 +485,39 @@ def test_colour_model_starts_as_the_gray_model(tmp_path: Path, space_to_depth: i
         got = colour(y.expand(-1, 3, -1, -1), cond)
     assert (got - expected.expand(-1, 3, -1, -1)).abs().max() < 1e-5
     assert (expected - y).abs().max() > 1e-3  # the network does something
+
+
+def test_bf16_training_lowers_the_loss_and_saves_fp32_weights(tmp_path: Path, images: Path) -> None:
+    """bf16 autocast runs the convolutions in bf16; the weights, the optimizer state and the
+    model file stay fp32, and the file says which precision trained it."""
+    trainer = Trainer(_cfg(tmp_path, images, steps=60, precision="bf16", channels_last=True))
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    result = trainer.run()
+    assert result.history[-1]["loss"] < 0.6 * result.history[0]["loss"]
+    assert result.best_psnr is not None and result.start_psnr is not None
+    assert result.best_psnr > result.start_psnr + 3
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "run" / "best.safetensors"), "np") as fh:
+        assert {str(fh.get_tensor(k).dtype) for k in fh.keys()} == {"float32"}  # noqa: SIM118
+    _model, spec = load_model(tmp_path / "run" / "best.safetensors")
+    assert spec.training["precision"] == "bf16"
+    moments = [s["exp_avg"] for s in trainer.optimizer.state.values()]
+    assert moments and all(m.dtype == torch.float32 for m in moments)
+
+
+@pytest.mark.parametrize(
+    ("device", "native", "expected"),
+    [("cpu", True, "bf16"), ("cpu", False, "fp32"), ("cuda", True, "fp32")],
+)
+def test_auto_precision_trains_bf16_only_where_the_cpu_has_it(
+    monkeypatch, device: str, native: bool, expected: str
+) -> None:
+    from scn_deploy import cpu
+    from scn_deploy.train.config import resolve_precision
+
+    monkeypatch.setattr(cpu, "native_bf16", lambda: native)
+    precision, why = resolve_precision("auto", device)
+    assert precision == expected and why.startswith("auto")
+    assert resolve_precision("fp32", device) == ("fp32", "as asked")
+    assert TrainConfig().precision == "auto"

@@ -107,8 +107,14 @@ def train(
     ] = "l1",
     device: Annotated[str, typer.Option(help="cpu or cuda[:i].")] = "cpu",
     precision: Annotated[
-        str, typer.Option(help="fp32, bf16 (autocast) or fp16 (CUDA only). Measure first.")
-    ] = "fp32",
+        str,
+        typer.Option(
+            help="auto (bf16 autocast on CPUs with native bf16, AVX512-BF16 or AMX: 2-2.9x "
+            "faster than fp32 with channels_last; fp32 elsewhere), fp32, bf16 or fp16 (CUDA "
+            "only). Weights and optimizer stay fp32; the run states its choice at the start "
+            "and in the model file's training summary."
+        ),
+    ] = "auto",
     channels_last: Annotated[
         bool,
         typer.Option(
@@ -211,7 +217,8 @@ def train(
     err.print(
         f"training {trainer.spec.describe()} ({cfg.preset}, {cfg.num_scales} scales) on "
         f"{len(trainer.bank.hr)} images, validating on {len(trainer.val_set)}; "
-        f"step {trainer.step}/{cfg.steps}",
+        f"step {trainer.step}/{cfg.steps}; {trainer.cfg.precision} "
+        f"({trainer.precision_reason}){', channels_last' if cfg.channels_last else ''}",
         markup=False,
     )
     columns = [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from scn_deploy.atomic import atomic_write
 from scn_deploy.errors import ConfigError
 from scn_deploy.modelfile import save_model
 from scn_deploy.tasks import task_named
-from scn_deploy.train.config import TrainConfig
+from scn_deploy.train.config import TrainConfig, resolve_precision
 from scn_deploy.train.data import (
     Batch,
     BatchMaker,
@@ -111,6 +112,8 @@ class Trainer:
     """Owns the model, optimiser, schedule and run folder of one training run."""
 
     def __init__(self, cfg: TrainConfig, *, resume: bool = False) -> None:
+        precision, self.precision_reason = resolve_precision(cfg.precision, cfg.device)
+        cfg = dataclasses.replace(cfg, precision=precision)
         self.cfg = cfg
         self.out = Path(cfg.out)
         self.device = cfg.device
