@@ -574,7 +574,7 @@ def _evaluate_image(
             source = lr
             quality = _deblock_quality(request)
             if models is not None and models.can_deblock and quality is not None:
-                source = models.deblock(lr, quality)
+                restorer, source = models.for_input(lr, quality)
         out = (
             imresize(lr, float(scale))
             if restorer is None

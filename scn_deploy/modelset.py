@@ -102,15 +102,30 @@ class ModelSet:
     def primary(self) -> Restorer:
         return self._get(PRIMARY, self.choice.model)
 
-    def restorer_for(self, channels: int, *, deblocked: bool = False) -> Restorer:
-        """The restorer for an input of ``channels`` channels (1 or 3); ``deblocked``: the
-        input is a JPEG that `deblock` cleaned first (SR: the JPEG model serves when set)."""
-        if deblocked and self.choice.jpeg_model is not None:
+    def restorer_for(self, channels: int, *, jpeg: bool = False) -> Restorer:
+        """The restorer for an input of ``channels`` channels (1 or 3); ``jpeg``: the input is
+        a JPEG that the JPEG path handles (SR: the JPEG model serves when set)."""
+        if jpeg and self.choice.jpeg_model is not None:
             return self._get(JPEG, self.choice.jpeg_model)
         gray = self.choice.gray_model
         if channels == 1 and gray is not None and self.spec.channels != 1:
             return self._get(GRAY, gray)
         return self.primary()
+
+    def for_input(
+        self, pixels: np.ndarray, jpeg_quality: int | None = None
+    ) -> tuple[Restorer, np.ndarray]:
+        """The restorer for ``pixels`` and the input to give it: the pixels themselves, or
+        for a JPEG to clean first (``jpeg_quality``, SR) the deblocked pixels (float32),
+        unless the model that upscales JPEGs was trained on them as they are
+        (`ModelSpec.input_kind` "jpeg")."""
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        if jpeg_quality is None:
+            return self.restorer_for(channels), pixels
+        restorer = self.restorer_for(channels, jpeg=True)
+        if restorer.spec.input_kind == "jpeg":
+            return restorer, pixels
+        return restorer, self.deblock(pixels, jpeg_quality)
 
     def deblock(self, pixels: np.ndarray, quality: int) -> np.ndarray:
         """``pixels`` (HxW or HxWxC, any dtype) deblocked as JPEG quality ``quality`` by the

@@ -339,16 +339,12 @@ class Run:
     def restore(self, item: _Decoded) -> Picture:
         assert item.picture is not None
         pic, scale, req = item.picture, self.spec.scale, self.request
-        channels = 1 if pic.pixels.ndim == 2 else pic.pixels.shape[2]
-        restorer = self.models.restorer_for(channels, deblocked=item.deblock is not None)
         height, width = pic.pixels.shape[:2]
+        restorer, source = self.models.for_input(pic.pixels, item.deblock)
         plan = restorer.plan(height, width)
         if len(plan) > 1:
             self.summary.overlap = plan.overlap
         self.reporter.file_started(item.job, width, height, plan.describe())
-        source = pic.pixels
-        if item.deblock is not None:
-            source = self.models.deblock(source, item.deblock)
         pixels = restorer.restore(
             source, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
         )

@@ -66,8 +66,6 @@ def restore(
     gray = image.ndim == 2 or image.shape[2] == 1
     choice = choose_models(model, task=task, scale=scale, gray=gray, fast=fast)
     models = ModelSet(choice, engine, options)
-    channels = 1 if gray else 3
-    deblock = jpeg_quality is not None and jpeg_quality < 100 and models.can_deblock
-    if deblock:
-        image = models.deblock(image, int(jpeg_quality))  # type: ignore[arg-type]
-    return models.restorer_for(channels, deblocked=deblock).restore(image, level)
+    jpeg = jpeg_quality is not None and jpeg_quality < 100 and models.can_deblock
+    restorer, source = models.for_input(image, int(jpeg_quality) if jpeg else None)  # type: ignore[arg-type]
+    return restorer.restore(source, level)

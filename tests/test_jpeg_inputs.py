@@ -293,3 +293,40 @@ def test_jpeg_inputs_are_cleaned_by_the_fast_deblockers_when_installed(
     colour, gray = zoo_deblockers()
     assert colour == tmp_path / "deblock-fast.safetensors"
     assert gray == tmp_path / "deblock-gray.safetensors"
+
+
+def test_a_jpeg_model_trained_end_to_end_gets_the_jpeg_as_it_is(
+    tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sr-x2-jpeg whose file says `input_kind` "jpeg" (trained on JPEG-coded LR images)
+    upscales the decoded JPEG directly: no deblocking model is loaded, and the output equals
+    that model run on the decoded pixels."""
+    import shutil
+
+    from scn_deploy.engines import EngineOptions
+    from scn_deploy.modelfile import load_model, read_spec, save_model
+    from scn_deploy.restore import ModelSet, to_dtype
+    from scn_deploy.zoo import choose_models
+
+    with_jpeg = tmp_path / "zoo"
+    shutil.copytree(zoo, with_jpeg)
+    model, spec = load_model(zoo / "sr-x2.safetensors")
+    spec.input_kind = "jpeg"
+    save_model(with_jpeg / "sr-x2-jpeg.safetensors", model, spec)
+    assert read_spec(with_jpeg / "sr-x2-jpeg.safetensors").input_kind == "jpeg"
+    assert "input_kind" not in read_spec(zoo / "sr-x2.safetensors").to_dict()  # old files
+    monkeypatch.setenv("SCN_MODELS", str(with_jpeg))
+    jpeg = _write_jpeg(tmp_path / "in" / "a.jpg", photo, 30)
+    code, text, doc = _upscale(jpeg, "-o", tmp_path / "out", "--engine", "torch")
+    assert code == 0, text
+    assert doc is not None and doc["jpeg_model"] == str(with_jpeg / "sr-x2-jpeg.safetensors")
+    assert doc["deblocked"] and [Path(p).name for p in doc["loaded"]] == [
+        "sr-x2.safetensors",
+        "sr-x2-jpeg.safetensors",
+    ]
+    models = ModelSet(choose_models(None, task="sr", scale=2), EngineOptions(engine="torch"))
+    decoded = _read(jpeg)
+    restorer, given = models.for_input(decoded, 30)
+    assert given is decoded and restorer.spec.input_kind == "jpeg"
+    expected = to_dtype(restorer.restore(decoded), np.uint8)
+    assert np.array_equal(_read(tmp_path / "out" / "a_x2.png"), expected)

@@ -156,6 +156,10 @@ class SCNConfig:
         return cls(**data)
 
 
+#: What a model's inputs can be (`ModelSpec.input_kind`).
+INPUT_KINDS = ("clean", "jpeg")
+
+
 @dataclass
 class ModelSpec:
     """Everything a model file says about its network, besides the weights.
@@ -169,6 +173,9 @@ class ModelSpec:
         level_range: (low, high) of sigma or quality for a conditioned model.
         training: free-form training summary (data, steps, batch, patch, hardware, time...).
         version: scn-deploy version that wrote the file.
+        input_kind: what the model's inputs are: "clean" (the task's own degradation, e.g.
+            bicubic LR images for SR) or "jpeg" (SR trained end to end on JPEG-coded LR
+            images: JPEG inputs go to it as they are, without the deblocking stage).
     """
 
     task: str
@@ -179,6 +186,7 @@ class ModelSpec:
     level_range: tuple[float, float] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     version: str = ""
+    input_kind: str = "clean"
 
     def __post_init__(self) -> None:
         if isinstance(self.level_range, list):
@@ -214,6 +222,10 @@ class ModelSpec:
             raise ConfigError("a conditioned model needs level_range (sigma or quality range)")
         if not self.conditioned and self.level_range is not None:
             raise ConfigError("level_range is only meaningful for conditioned models")
+        if self.input_kind not in INPUT_KINDS:
+            raise ConfigError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
+        if self.input_kind == "jpeg" and not upscales:
+            raise ConfigError('input_kind "jpeg" is for SR models (deblockers take JPEGs anyway)')
 
     def condition_value(self, level: float) -> float:
         """The value of the conditioning map for a noise sigma (0-255) or a JPEG quality.
@@ -235,6 +247,8 @@ class ModelSpec:
             "level_range": list(self.level_range) if self.level_range else None,
             "training": self.training,
             "version": self.version,
+            # written only when not the default, so older files stay byte-identical
+            **({"input_kind": self.input_kind} if self.input_kind != "clean" else {}),
         }
 
     def to_json(self) -> str:
@@ -253,6 +267,7 @@ class ModelSpec:
                 level_range=data.get("level_range"),
                 training=dict(data.get("training") or {}),
                 version=str(data.get("version", "")),
+                input_kind=str(data.get("input_kind", "clean")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed model config: {exc}") from exc

@@ -37,6 +37,14 @@ def train(
             "sample draws one folder. Validation uses the first. Default: bicubic LR.",
         ),
     ] = None,
+    input_kind: Annotated[
+        str,
+        typer.Option(
+            help="What the --inputs are: clean (the default), or jpeg (JPEG-coded LR images "
+            "as decoded): the model file then says it takes JPEGs as they are, and `scn "
+            "upscale` skips the deblocking stage before it.",
+        ),
+    ] = "clean",
     val_count: Annotated[int, typer.Option(help="Training images held out for validation.")] = 5,
     val_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 500,
     scale: Annotated[int, typer.Option(help="SR factor: 2, 3 or 4.")] = 2,
@@ -167,6 +175,7 @@ def train(
         "out": str(out),
         "data": [str(d) for d in data or []],
         "inputs": [str(d) for d in inputs or []],
+        "input_kind": input_kind,
         "val": [str(v) for v in val or []],
         "val_count": val_count,
         "val_every": val_every,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scn_deploy.arch.config import INPUT_KINDS
 from scn_deploy.errors import ConfigError
 from scn_deploy.tasks import TASKS, task_named
 
@@ -50,6 +51,7 @@ class TrainConfig:
     out: str = "runs/train"
     data: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    input_kind: str = "clean"
     val: list[str] = field(default_factory=list)
     val_count: int = 5
     val_crop: int = 192
@@ -150,6 +152,10 @@ class TrainConfig:
             )
         if self.inputs and not task.upscales:
             raise bad("--inputs (given degraded LR images) is for --task sr")
+        if self.input_kind != "clean" and not self.inputs:
+            raise bad("--input-kind describes the --inputs folders: give --inputs too")
+        if self.input_kind not in INPUT_KINDS:
+            raise bad(f"--input-kind must be one of {', '.join(INPUT_KINDS)}")
         if self.precision not in TRAIN_PRECISIONS:
             raise bad(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.precision == "fp16" and not self.device.startswith("cuda"):

@@ -86,6 +86,7 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
         quality=cfg.quality if task_named(cfg.task).level_name == "quality" else None,
         level_range=cfg.level_range,
         version=__version__,
+        input_kind=cfg.input_kind,
     )
 
 
