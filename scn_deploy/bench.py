@@ -92,18 +92,15 @@ def gpu_memory_mb(device: str) -> dict[str, float] | None:
     if not device.startswith("cuda"):
         return None
     from scn_deploy.engines.cuda_runtime import device_index
+    from scn_deploy.engines.memory import cuda_memory_info
 
     index = device_index(device)
     found: dict[str, float] = {}
     torch = sys.modules.get("torch")
     try:
         if torch is not None:
-            free, total = torch.cuda.mem_get_info(index)
             found["torch_peak_allocated"] = torch.cuda.max_memory_allocated(index) / 2**20
-        else:
-            from scn_deploy.engines.cuda_runtime import CudaRuntime
-
-            free, total = CudaRuntime().memory_info(index)
+        free, total = cuda_memory_info(index)
     except Exception:  # no way to ask here
         return found or None
     found["used"] = (total - free) / 2**20

@@ -149,8 +149,8 @@ class ModelSet:
             return engine, restore
         engine = replace(engine, num_scales=None)
         if restore.tile == "auto":
+            from scn_deploy.engines.memory import default_memory_budget
             from scn_deploy.engines.registry import resolve_device
-            from scn_deploy.tiling import default_memory_budget
 
             budget = restore.memory_budget or default_memory_budget(resolve_device(engine.device))
             restore = replace(restore, memory_budget=budget // 4)

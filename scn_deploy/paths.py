@@ -1,4 +1,5 @@
-"""Where data lives: `SCN_DATA` overrides the default `../shared/data` beside the checkout."""
+"""Where things live: the data root (`SCN_DATA`, else `../shared/data` beside the checkout),
+the model zoo (`SCN_MODELS`) and the user cache (`SCN_CACHE`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,12 @@ def models_dir() -> Path:
     if bundled.is_dir():
         return bundled
     return Path.cwd() / "models"
+
+
+def cache_dir() -> Path:
+    """The user cache: on-the-fly exports, compiled engines, measured receptive fields.
+    $SCN_CACHE, else $XDG_CACHE_HOME/scn-deploy, else ~/.cache/scn-deploy."""
+    if "SCN_CACHE" in os.environ:
+        return Path(os.environ["SCN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "scn-deploy"

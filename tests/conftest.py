@@ -31,3 +31,21 @@ def photo_rgb() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def zoo_engine():
+    """`zoo_engine(name)`: a zoo model as shipped, through its ONNX export in `export/` on
+    ONNX Runtime in fp32 (what an install without torch runs), loaded once per session."""
+    from scn_deploy.engines import EngineOptions, load_engine
+    from scn_deploy.zoo import zoo_path
+
+    loaded: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in loaded:
+            options = EngineOptions(engine="onnx", device="cpu", precision="fp32")
+            loaded[name] = load_engine(zoo_path(name), options)
+        return loaded[name]
+
+    return get

@@ -27,6 +27,7 @@ from scn_deploy.exporting.tensorrt_build import (  # noqa: E402
 )
 from scn_deploy.imageio import write_image  # noqa: E402
 from scn_deploy.modelfile import save_model  # noqa: E402
+from scn_deploy.paths import cache_dir  # noqa: E402
 
 runner = CliRunner()
 
@@ -184,12 +185,12 @@ def test_tensorrt_engine_matches_torch_on_gpu(tmp_path: Path, sr_model: Path, fp
     args = ["export", "--model", str(sr_model), "--trt", "--tile", "64", "-o", str(out)]
     res = runner.invoke(app, [*args, *(["--fp16"] if fp16 else [])])
     assert res.exit_code == 0, res.output
-    engines = sorted((cache.cache_dir() / "tensorrt").glob("*.engine"))
+    engines = sorted((cache_dir() / "tensorrt").glob("*.engine"))
     precision = "fp16" if fp16 else "fp32"
     trt_eng = load_engine(
         out, EngineOptions(engine="tensorrt", device="cuda", precision=precision, tile=64)
     )
-    assert sorted((cache.cache_dir() / "tensorrt").glob("*.engine")) == engines  # no rebuild
+    assert sorted((cache_dir() / "tensorrt").glob("*.engine")) == engines  # no rebuild
     ref = load_engine(sr_model, EngineOptions(engine="torch", device="cpu"))
     x = np.random.default_rng(0).random((2, 3, 61, 47), dtype=np.float32)
     got, want = trt_eng.infer(x), ref.infer(x)

@@ -156,7 +156,7 @@ def _fake_cuda(monkeypatch, free: int, reserved: int, allocated: int) -> list[in
 def test_cuda_tile_budget_counts_cached_memory_as_free(monkeypatch) -> None:
     """The second image must not get half the first one's budget because PyTorch kept the
     first one's blocks cached."""
-    from scn_deploy.tiling import default_memory_budget
+    from scn_deploy.engines.memory import default_memory_budget
 
     gib = 1 << 30
     asked = _fake_cuda(monkeypatch, free=2 * gib, reserved=3 * gib, allocated=1 * gib)
@@ -165,7 +165,7 @@ def test_cuda_tile_budget_counts_cached_memory_as_free(monkeypatch) -> None:
 
 
 def test_cuda_tile_budget_is_capped_on_large_cards(monkeypatch) -> None:
-    from scn_deploy.tiling import CUDA_MAX_BUDGET, default_memory_budget
+    from scn_deploy.engines.memory import CUDA_MAX_BUDGET, default_memory_budget
 
     _fake_cuda(monkeypatch, free=76 << 30, reserved=0, allocated=0)
     assert default_memory_budget("cuda") == CUDA_MAX_BUDGET
@@ -174,7 +174,7 @@ def test_cuda_tile_budget_is_capped_on_large_cards(monkeypatch) -> None:
 def test_cuda_tile_budget_without_torch_falls_back(monkeypatch) -> None:
     import sys
 
-    from scn_deploy.tiling import default_memory_budget
+    from scn_deploy.engines.memory import default_memory_budget
 
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
     assert default_memory_budget("cuda") == 2 << 30
@@ -400,7 +400,7 @@ def test_cuda_tile_budget_without_torch_asks_the_cuda_runtime(monkeypatch) -> No
     import sys
 
     from scn_deploy.engines import cuda_runtime
-    from scn_deploy.tiling import default_memory_budget
+    from scn_deploy.engines.memory import default_memory_budget
 
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setattr(cuda_runtime, "import_cudart", lambda: FakeCudart())

@@ -1,66 +1,73 @@
-"""Tiled inference: the plan, the measured receptive field, and seamless results on photos."""
+"""Tiled inference: the plan, the measured receptive field, the receptive-field store, and
+seamless results on photos.
+
+The runtime is tested as shipped: the models are the zoo's fast models through their ONNX
+exports (`zoo_engine`: ONNX Runtime, fp32), so this runs without torch. Only the test that
+builds a fresh network (a ratio-2/3 pyramid no zoo model has) needs torch.
+"""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
 import pytest
+from skimage import data
 
-torch = pytest.importorskip("torch")
-
-from skimage import data  # noqa: E402
-
-from scn_deploy.arch import preset_spec  # noqa: E402
-from scn_deploy.arch.facts import (  # noqa: E402
+from scn_deploy.arch import preset_spec
+from scn_deploy.arch.facts import (
     activation_bytes_per_pixel,
     aligned_levels,
     pyramid_alignment,
     receptive_field_bound,
 )
-from scn_deploy.arch.scn import build_network  # noqa: E402
-from scn_deploy.engines import load_engine  # noqa: E402
-from scn_deploy.modelfile import save_model  # noqa: E402
-from scn_deploy.restore import RestoreOptions, Restorer  # noqa: E402
-from scn_deploy.tiling import (  # noqa: E402
+from scn_deploy.degrade import add_gaussian_noise, jpeg_compress
+from scn_deploy.metrics import psnr
+from scn_deploy.restore import RestoreOptions, Restorer
+from scn_deploy.tiling import (
+    ReceptiveField,
     TilePlanner,
     auto_tile,
     default_overlap,
     measure_receptive_field,
+    receptive_field,
     run_tiled,
 )
+from scn_deploy.tiling.receptive_fields import (
+    receptive_field_key,
+    receptive_field_store,
+    store_receptive_field,
+    stored_receptive_field,
+)
 
-
-def _model(folder: Path, spec, seed: int = 0) -> Path:
-    """A tiny network with perturbed weights; restoration models get a small tail so that
-    the output is the input plus a residual of a few grey levels (as a trained model)."""
-    torch.manual_seed(seed)
-    model = build_network(spec.arch).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-        if spec.scale == 1:
-            model.tail.parametrizations.weight.original0.mul_(0.1)
-    name = f"{spec.task}{spec.scale}-f{spec.arch.space_to_depth}-{seed}"
-    return save_model(folder / f"{name}.safetensors", model, spec)
+#: The engines these tests run: colour SR at full resolution, and the gray restoration
+#: models, whose body runs at half resolution (space_to_depth 2, alignment 8).
+MODELS = {"sr": "sr-x2-fast", "denoise": "denoise-gray-fast", "deblock": "deblock-gray-fast"}
+LEVELS = {"sr": None, "denoise": 25.0, "deblock": 20.0}
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    folder = tmp_path_factory.mktemp("models")
-    specs = {
-        "sr": preset_spec("tiny", task="sr", scale=2),
-        "denoise": preset_spec("tiny", task="denoise", level_range=(0.0, 75.0)),
-        "deblock": preset_spec("tiny", task="deblock", quality=20),
-        # the fast restoration tier's option: the body at half resolution
-        "denoise-half": preset_spec(
-            "tiny", task="denoise", level_range=(0.0, 75.0), space_to_depth=2
-        ),
-    }
-    return {task: load_engine(_model(folder, spec)) for task, spec in specs.items()}
+def engines(zoo_engine) -> dict[str, object]:
+    return {task: zoo_engine(name) for task, name in MODELS.items()}
 
 
-LEVELS = {"sr": None, "denoise": 25.0, "deblock": None, "denoise-half": 25.0}
+def _nchw(image: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC uint8 -> (1, C, H, W) float32 in [0, 1]."""
+    planes = image[..., None] if image.ndim == 2 else image
+    return np.ascontiguousarray(planes.transpose(2, 0, 1)[None], np.float32) / 255
+
+
+def _degraded(task: str, clean: np.ndarray) -> np.ndarray:
+    """The input a model of `task` restores: the photo as it is (SR), with Gaussian noise of
+    sigma 25 (denoise) or JPEG-compressed at quality 20 (deblock), uint8."""
+    if task == "denoise":
+        noisy = add_gaussian_noise(clean.astype(np.float32) / 255, 25.0, rng=0)
+        return np.clip(np.rint(noisy * 255), 0, 255).astype(np.uint8)
+    if task == "deblock":
+        return jpeg_compress(clean, 20)
+    return clean
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -95,8 +102,13 @@ def test_plan_whole_image_and_errors() -> None:
     assert len(TilePlanner(100, 80, tile=0, overlap=10)) == 1
     assert len(TilePlanner(100, 80, tile=128, overlap=10)) == 1
     assert TilePlanner(100, 80, tile=0).describe() == "whole image"
+    assert TilePlanner(100, 80, tile=(48, 0), overlap=8, align=4).describe() == (
+        "3x1 tiles of 36x80 px, overlap 8 px"
+    )
     with pytest.raises(Exception, match="empty"):
         TilePlanner(0, 10, tile=4)
+    with pytest.raises(Exception, match=">= 0"):
+        TilePlanner(10, 10, tile=4, overlap=-1)
 
 
 def test_alignment_and_bounds_follow_the_config() -> None:
@@ -128,13 +140,49 @@ def test_alignment_is_capped_for_deep_pyramids() -> None:
     assert pyramid_alignment(arch, 9, limit=100) == 81 and pyramid_alignment(arch, 9, limit=1) == 1
 
 
-def test_whole_image_is_padded_to_the_capped_alignment(tmp_path: Path, monkeypatch) -> None:
-    spec = preset_spec("tiny", task="sr", scale=2, num_scales=3, scale_ratio=2 / 3)
-    eng = load_engine(_model(tmp_path, spec))
-    x = data.coffee()[:100, :100].astype(np.float32).transpose(2, 0, 1)[None] / 255
+def _recording(eng, monkeypatch) -> list[tuple[int, ...]]:
+    """The input shapes of every forward pass `eng` makes from now on."""
     seen: list[tuple[int, ...]] = []
     infer = eng.infer
-    eng.infer = lambda x, level=None: seen.append(x.shape) or infer(x, level)
+    monkeypatch.setattr(eng, "infer", lambda x, level=None: seen.append(x.shape) or infer(x, level))
+    return seen
+
+
+def infer_unrecorded(eng, x: np.ndarray) -> np.ndarray:
+    """The engine's own forward pass, past a `_recording` spy."""
+    return type(eng).infer(eng, x)
+
+
+def test_whole_image_is_padded_to_the_alignment_and_cropped(engines, monkeypatch) -> None:
+    """An image of any size runs padded to the pyramid alignment (4 for sr-x2-fast; 2 once the
+    cap is lowered) and comes back at exactly scale x its size."""
+    eng = engines["sr"]
+    x = _nchw(data.coffee()[:101, :99])
+    seen = _recording(eng, monkeypatch)
+    exact = run_tiled(eng, x, tile=0)
+    monkeypatch.setattr("scn_deploy.arch.facts.MAX_ALIGNMENT", 2)
+    capped = run_tiled(eng, x, tile=0)
+    assert [s[-2:] for s in seen] == [(104, 100), (102, 100)]
+    assert exact.shape == capped.shape == (1, 3, 202, 198)
+    # the padding is a mirror of the border, cropped from the output
+    padded = np.pad(x, ((0, 0), (0, 0), (0, 3), (0, 1)), mode="symmetric")
+    assert np.abs(exact - infer_unrecorded(eng, padded)[..., :202, :198]).max() < 1e-5
+
+
+def test_deep_pyramid_whole_image_is_padded_to_the_capped_alignment(
+    tmp_path: Path, monkeypatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    from scn_deploy.arch.scn import build_network
+    from scn_deploy.engines import load_engine
+    from scn_deploy.modelfile import save_model
+
+    spec = preset_spec("tiny", task="sr", scale=2, num_scales=3, scale_ratio=2 / 3)
+    torch.manual_seed(0)
+    path = save_model(tmp_path / "r23.safetensors", build_network(spec.arch).eval(), spec)
+    eng = load_engine(path)
+    x = _nchw(data.coffee()[:100, :100])
+    seen = _recording(eng, monkeypatch)
     exact = run_tiled(eng, x, tile=0)
     monkeypatch.setattr("scn_deploy.arch.facts.MAX_ALIGNMENT", 3)
     capped = run_tiled(eng, x, tile=0)
@@ -214,9 +262,26 @@ def test_auto_tile_weighs_overlap_against_slower_large_windows() -> None:
     assert auto_tile(spec, 3, 600, 600, overlap=24, memory_budget=budget, window_cost=mild) == 0
 
 
+def test_auto_tile_of_a_restorer_bounds_every_forward_pass(engines, monkeypatch) -> None:
+    """`tile="auto"` with a small memory budget cuts the image so that no forward pass holds
+    more activations than the budget, and the result is the whole-image one."""
+    eng = engines["sr"]
+    image = data.astronaut()[:96, :160]
+    per_px = activation_bytes_per_pixel(eng.spec.arch, eng.num_scales)
+    budget = int(per_px * 64 * 96)
+    whole = Restorer(eng).restore(image, dtype=np.uint8)
+    default_overlap(eng)  # measured before the spy: the probe is one pass on a larger canvas
+    seen = _recording(eng, monkeypatch)
+    tiled = Restorer(eng, RestoreOptions(tile="auto", memory_budget=budget)).restore(
+        image, dtype=np.uint8
+    )
+    assert len(seen) > 1 and max(n * h * w for n, _, h, w in seen) * per_px <= budget
+    assert np.abs(whole.astype(int) - tiled).max() <= 1
+
+
 def test_rectangular_tiles_restore_like_the_whole_image(engines) -> None:
     eng = engines["sr"]
-    x = np.random.default_rng(5).random((1, eng.spec.channels, 72, 90), dtype=np.float32)
+    x = _nchw(data.astronaut()[:72, :90])
     whole = run_tiled(eng, x, tile=0)
     strips = run_tiled(eng, x, tile=(24, 0))
     grid = run_tiled(eng, x, tile=(32, 40))
@@ -226,25 +291,94 @@ def test_rectangular_tiles_restore_like_the_whole_image(engines) -> None:
 # -- receptive field ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task", ["denoise", "denoise-half"])
+@pytest.mark.parametrize("task", ["sr", "denoise"])
 def test_measured_receptive_field_is_what_tiles_need(engines, task: str) -> None:
     eng = engines[task]
-    rf = measure_receptive_field(eng)
+    rf = receptive_field(eng)
     assert rf.measured and not rf.saturated
     assert 4 < rf.radius < receptive_field_bound(eng.spec.arch, eng.num_scales)
     assert default_overlap(eng) >= rf.radius + 2
+    assert default_overlap(eng) % pyramid_alignment(eng.spec.arch, eng.num_scales) == 0
     # A window that ends just inside the receptive field changes the output; one beyond it
     # gives the whole-image result to float precision.
-    img = data.astronaut()[:128, :128].astype(np.float32).transpose(2, 0, 1)[None] / 255
+    clean = data.camera()[:128, :128] if task == "denoise" else data.astronaut()[:64, :64]
+    img = _nchw(_degraded(task, clean))
     level = Restorer(eng)._level_map
-    whole = run_tiled(eng, img, level_map=level, level=25.0, tile=0)
-    far = run_tiled(eng, img, level_map=level, level=25.0, tile=32, overlap=rf.radius + 1)
-    near = run_tiled(eng, img, level_map=level, level=25.0, tile=32, overlap=rf.radius // 2)
+    whole = run_tiled(eng, img, level_map=level, level=LEVELS[task], tile=0)
+    far = run_tiled(eng, img, level_map=level, level=LEVELS[task], tile=32, overlap=rf.radius + 1)
+    near = run_tiled(eng, img, level_map=level, level=LEVELS[task], tile=32, overlap=rf.radius // 4)
     assert np.abs(far - whole).max() * 255 < 1e-2
     assert np.abs(near - whole).max() * 255 > 0.1
 
 
-# -- seams on real photos ----------------------------------------------------------------------
+def test_receptive_field_canvas_limit_and_description(engines) -> None:
+    """A canvas smaller than the influence reports a saturated lower bound, and says so."""
+    eng = engines["denoise"]
+    small = measure_receptive_field(eng, max_canvas=48)
+    assert small.measured and small.saturated
+    assert small.radius < receptive_field(eng).radius
+    assert small.describe().startswith(">= ")
+    assert receptive_field(eng).describe() == f"{receptive_field(eng).radius} px (measured)"
+    assert "architecture bound" in ReceptiveField(216, measured=False).describe()
+
+
+def test_receptive_field_is_stored_per_model_file_and_reused(
+    engines, tmp_path: Path, monkeypatch
+) -> None:
+    """A measurement is kept in the user cache; a later process (here: a cleared in-process
+    cache) reads it back instead of measuring again."""
+    from scn_deploy.tiling import receptive_fields as rf_module
+
+    eng = engines["sr"]
+    monkeypatch.setenv("SCN_CACHE", str(tmp_path))
+    monkeypatch.setattr(rf_module, "_RF_CACHE", {})
+    first = receptive_field(eng)
+    key = receptive_field_key(eng)
+    assert key is not None and key.endswith(f"-s{eng.num_scales}-t{rf_module.RF_THRESHOLD:g}")
+    assert receptive_field_store().parent == tmp_path
+    assert stored_receptive_field(key) == first
+    # a stored value is what the next run uses: store another radius and see it come back
+    store_receptive_field(key, ReceptiveField(first.radius + 5, measured=True))
+    monkeypatch.setattr(rf_module, "_RF_CACHE", {})
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(rf_module, "measure_receptive_field", no_measuring)
+    assert receptive_field(eng).radius == first.radius + 5
+
+
+def test_receptive_field_store_survives_a_broken_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SCN_CACHE", str(tmp_path))
+    receptive_field_store().write_text("{not json")
+    assert stored_receptive_field("k") is None
+    store_receptive_field("k", ReceptiveField(12, measured=True, saturated=True))
+    assert stored_receptive_field("k") == ReceptiveField(12, measured=True, saturated=True)
+    # an unwritable cache is not an error: the next run measures again
+    monkeypatch.setenv("SCN_CACHE", str(tmp_path / "file"))
+    (tmp_path / "file").write_text("")
+    store_receptive_field("k", ReceptiveField(3, measured=True))
+    assert stored_receptive_field("k") is None
+
+
+def test_concurrent_processes_lose_no_stored_receptive_field(tmp_path: Path, monkeypatch) -> None:
+    """Four processes storing 100 different keys at the same time: each write re-reads the
+    store under a lock and merges, so every key is there afterwards."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    monkeypatch.setenv("SCN_CACHE", str(tmp_path))  # the workers inherit it
+    keys = [f"key-{i}" for i in range(100)]
+    found = [ReceptiveField(i, measured=True) for i in range(100)]
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, no engine threads
+    with ProcessPoolExecutor(max_workers=4, mp_context=context) as pool:
+        list(pool.map(store_receptive_field, keys, found, chunksize=1))
+    stored = json.loads(receptive_field_store().read_text())
+    assert sorted(stored) == sorted(keys)
+    assert all(stored[f"key-{i}"]["radius"] == i for i in range(100))
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"]  # no leftovers
+
+
+# -- seams and quality on real photos ----------------------------------------------------------
 
 
 def _seam_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
@@ -252,65 +386,55 @@ def _seam_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return float((diff <= 1).mean()), int(diff.max())
 
 
-@pytest.mark.parametrize("task", ["sr", "denoise", "deblock", "denoise-half"])
-@pytest.mark.parametrize("photo", ["chelsea", "coffee"])
-def test_tiled_matches_whole_image_on_photos(engines, task: str, photo: str) -> None:
-    """Tile 64 (windows down to 64 + overlap) vs the whole image, uint8: >= 99.9% of pixels
-    within 1 grey level, none off by more than 4. chelsea (300x451) is not a multiple of the
-    pyramid alignment, so its right-most windows are padded like the whole image is."""
-    image = getattr(data, photo)()
-    if photo == "coffee":
-        image = image[:256, :384]  # keeps the suite fast; chelsea runs at full size
+@pytest.mark.parametrize("task", ["sr", "denoise", "deblock"])
+def test_tiled_matches_whole_image_on_photos(engines, task: str) -> None:
+    """Tile 48 vs the whole image, uint8: the tiled output is the whole-image one (>= 99.9% of
+    pixels within 1 grey level, none off by more than 2), and the model really restores the
+    photo (PSNR gain over the degraded input). 150x227 is not a multiple of the pyramid
+    alignment, so the right-most and bottom windows are padded like the whole image is."""
+    clean = data.chelsea()[:150, :227]
+    if task != "sr":
+        clean = clean[..., 1]  # the gray models
+    degraded = _degraded(task, clean)
     eng = engines[task]
-    whole = Restorer(eng).restore(image, LEVELS[task], dtype=np.uint8)
-    tiled = Restorer(eng, RestoreOptions(tile=64, batch=3)).restore(
-        image, LEVELS[task], dtype=np.uint8
+    whole = Restorer(eng).restore(degraded, LEVELS[task], dtype=np.uint8)
+    tiled = Restorer(eng, RestoreOptions(tile=48, batch=3)).restore(
+        degraded, LEVELS[task], dtype=np.uint8
     )
-    assert (
-        tiled.shape
-        == whole.shape
-        == (image.shape[0] * eng.spec.scale, image.shape[1] * eng.spec.scale, 3)
-    )
+    s = eng.spec.scale
+    assert tiled.shape == whole.shape == (150 * s, 227 * s, *clean.shape[2:])
     within_one, worst = _seam_stats(whole, tiled)
-    assert within_one >= 0.999 and worst <= 4, (within_one, worst)
-    if task != "sr":  # the model really changes the image (a residual of several levels)
-        assert np.abs(whole.astype(int) - image).mean() > 2
+    assert within_one >= 0.999 and worst <= 2, (within_one, worst)
+    if task != "sr":
+        assert psnr(whole, clean) > psnr(degraded, clean) + 1.0
 
 
 def test_gray_photo_tta_and_batching(engines) -> None:
+    """A gray photo through the colour SR model, x8 TTA, tiled with batches of 5 windows."""
     eng = engines["sr"]
-    image = data.camera()[:120, :136]
+    image = data.camera()[:48, :72]
     whole = Restorer(eng, RestoreOptions(tta=True)).restore(image, dtype=np.uint8)
-    tiled = Restorer(eng, RestoreOptions(tile=32, tta=True, batch=5)).restore(image, dtype=np.uint8)
-    assert whole.shape == (240, 272)
+    tiled = Restorer(eng, RestoreOptions(tile=24, tta=True, batch=5)).restore(image, dtype=np.uint8)
+    assert whole.shape == (96, 144)
     within_one, worst = _seam_stats(whole, tiled)
-    assert within_one >= 0.999 and worst <= 4
+    assert within_one >= 0.999 and worst <= 2
 
 
 def test_run_tiled_nchw_equals_engine_for_aligned_sizes(engines) -> None:
     eng = engines["sr"]
-    x = data.coffee()[:96, :128].astype(np.float32).transpose(2, 0, 1)[None] / 255
+    x = _nchw(data.coffee()[:64, :96])
     ref = eng.infer(x)
-    out = run_tiled(eng, x, tile=48, batch=2)
-    assert out.shape == ref.shape
+    out = run_tiled(eng, x, tile=32, batch=2)
+    assert out.shape == ref.shape == (1, 3, 128, 192)
     assert np.abs(out - ref).max() < 1e-4
 
 
-def test_memory_is_tiles_not_image(engines) -> None:
+def test_memory_is_tiles_not_image(engines, monkeypatch) -> None:
     """The engine never sees more than one window batch, whatever the image size."""
     eng = engines["denoise"]
-    seen: list[tuple[int, ...]] = []
-    infer = eng.infer
-
-    def spy(x, level=None):
-        seen.append(x.shape)
-        return infer(x, level)
-
-    eng.infer = spy
-    try:
-        Restorer(eng, RestoreOptions(tile=32, tile_overlap=8, batch=2)).restore(
-            np.zeros((200, 300, 3), np.uint8), 10.0, dtype=np.uint8
-        )
-    finally:
-        del eng.infer
-    assert max(n * h * w for n, _, h, w in seen) <= 2 * 48 * 48
+    seen = _recording(eng, monkeypatch)
+    Restorer(eng, RestoreOptions(tile=32, tile_overlap=8, batch=2)).restore(
+        np.zeros((96, 136, 3), np.uint8), 10.0, dtype=np.uint8
+    )
+    # a gray model on a colour image runs its 3 channels as a batch of 3 per window
+    assert max(n * h * w for n, _, h, w in seen) <= 2 * 3 * 48 * 48

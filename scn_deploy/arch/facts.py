@@ -12,6 +12,7 @@ from scn_deploy.arch.config import SCNConfig
 __all__ = [
     "MAX_ALIGNMENT",
     "activation_bytes_per_pixel",
+    "align_up",
     "aligned_levels",
     "effective_levels",
     "flops_per_input_pixel",
@@ -50,6 +51,11 @@ def pyramid_alignment(cfg: SCNConfig, num_scales: int, *, limit: int | None = No
             break
         align *= q
     return align
+
+
+def align_up(value: int, align: int) -> int:
+    """`value` rounded up to a multiple of `align` (window sides, overlaps, canvases)."""
+    return -(-value // align) * align
 
 
 def aligned_levels(cfg: SCNConfig, num_scales: int) -> int:

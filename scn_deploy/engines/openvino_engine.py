@@ -131,8 +131,9 @@ class OpenvinoEngine(Engine):
         import openvino as ov
 
         from scn_deploy.cpu import cpu_description, native_bf16
-        from scn_deploy.exporting.cache import cache_dir, file_sha256
+        from scn_deploy.digest import file_sha256
         from scn_deploy.exporting.metadata import parse_metadata
+        from scn_deploy.paths import cache_dir
 
         path = Path(path)
         if device != "cpu":

@@ -8,45 +8,23 @@ includes the model file's hash, so a changed model file never reuses a stale exp
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
 
+from scn_deploy.digest import file_sha256
 from scn_deploy.errors import ConfigError
+from scn_deploy.paths import cache_dir, models_dir
 
 
 def export_dir() -> Path:
     """Where exported ONNX files live: $SCN_EXPORT, else `export/` beside `models/`."""
-    from scn_deploy.paths import models_dir
-
     return Path(os.environ.get("SCN_EXPORT", models_dir().parent / "export"))
-
-
-def cache_dir() -> Path:
-    """The user cache for on-the-fly exports (and TensorRT engines)."""
-    if "SCN_CACHE" in os.environ:
-        return Path(os.environ["SCN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "scn-deploy"
 
 
 def onnx_name(model_path: Path, num_scales: int, precision: str = "fp32") -> str:
     suffix = "" if precision == "fp32" else f"-{precision}"
     return f"{model_path.stem}-s{num_scales}{suffix}.onnx"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file, hashed once per version of it (path, size, mtime) in a process:
-    engine choice, export lookup, compiled-model and receptive-field keys all ask for it."""
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _cached_path(model_path: Path, num_scales: int, precision: str) -> Path:

@@ -89,11 +89,10 @@ class TrtProfile:
 def profile_for(spec, num_scales: int, *, batch: int, tile: int) -> TrtProfile:
     """The profile `--engine tensorrt` and `scn export --trt` both build (one cache key):
     `tile` plus the architecture's receptive-field bound, rounded to the model's alignment."""
-    from scn_deploy.arch.facts import pyramid_alignment, receptive_field_bound
+    from scn_deploy.arch.facts import align_up, pyramid_alignment, receptive_field_bound
 
     align = pyramid_alignment(spec.arch, num_scales)
-    bound = receptive_field_bound(spec.arch, num_scales) + 2
-    margin = -(-bound // align) * align
+    margin = align_up(receptive_field_bound(spec.arch, num_scales) + 2, align)
     return TrtProfile.for_tile(spec.channels, batch, tile, margin)
 
 
@@ -136,8 +135,8 @@ def build_engine(
 
     from scn_deploy.atomic import atomic_write
     from scn_deploy.engines.cuda_runtime import CudaRuntime
-    from scn_deploy.exporting.cache import cache_dir
     from scn_deploy.exporting.onnx_export import INPUT_IMAGE, INPUT_LEVEL
+    from scn_deploy.paths import cache_dir
 
     onnx_bytes = Path(onnx_path).read_bytes()
     if gpu is None:
