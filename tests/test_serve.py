@@ -337,6 +337,7 @@ def test_metrics_and_info(client: TestClient, photo_png: bytes) -> None:
         "scn_queue_depth",
         "scn_workers_busy",
         "scn_ready 1",
+        "process_resident_memory_bytes",
     ):
         assert name in text, name
     (line,) = [ln for ln in text.splitlines() if ln.startswith("scn_megapixels_restored_total ")]

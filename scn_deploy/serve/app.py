@@ -21,6 +21,7 @@ import asyncio
 import functools
 import hmac
 import logging
+import os
 import signal
 import threading
 import time
@@ -74,6 +75,7 @@ class Service:
             "scn_workers": ("Worker threads.", lambda: config.workers),
             "scn_jobs": ("Jobs kept (queued, running or finished).", lambda: len(self.jobs)),
             "scn_ready": ("1 once the preloaded models are loaded.", self._ready_value),
+            "process_resident_memory_bytes": ("Resident memory of the server.", resident_bytes),
         }
         self.metrics.gauges.update(gauges)
 
@@ -92,6 +94,17 @@ class Service:
         return scheme.lower() == "bearer" and hmac.compare_digest(
             given.strip().encode(), token.encode()
         )
+
+
+def resident_bytes() -> float:
+    """The process's resident set size now (Linux /proc; elsewhere its peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return float(int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except OSError:
+        import resource
+
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def problem(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
