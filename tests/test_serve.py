@@ -128,6 +128,21 @@ def test_multipart_upload_and_format(client: TestClient, photo_png: bytes) -> No
     assert Image.open(io.BytesIO(jpg.content)).size == (192, 192)
 
 
+def test_gray_alpha_and_16_bit_keep_their_layout(client: TestClient, photo_crop) -> None:
+    """Gray stays gray, alpha is kept (resized), 16 bits stay 16 bits, as in the files."""
+    gray = photo_crop[:40, :40, 1]
+    rgba = np.dstack([photo_crop[:40, :40], np.full((40, 40), 200, np.uint8)])
+    deep = photo_crop[:40, :40, 0].astype(np.uint16) * 257
+    results = {}
+    for pixels, mode in ((gray, "L"), (rgba, "RGBA"), (deep, "I;16")):
+        response = client.post("/v1/upscale?scale=2&fast=true", content=png_bytes(pixels))
+        assert response.status_code == 200, response.text
+        results[mode] = Image.open(io.BytesIO(response.content))
+        assert results[mode].size == (80, 80) and results[mode].mode == mode
+    alpha = np.asarray(results["RGBA"])[..., 3].astype(int)
+    assert np.abs(alpha - 200).max() <= 1
+
+
 def bomb_header(width: int, height: int) -> bytes:
     """A PNG whose header declares width x height, with almost no data."""
 

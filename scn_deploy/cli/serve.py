@@ -14,7 +14,7 @@ from scn_deploy.cli.restoring import (
     MaxPixels,
     Precision,
     PrecisionOpt,
-    _check_device,
+    check_device,
     precision_of,
 )
 from scn_deploy.serve.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_SERVE_MAX_PIXELS
@@ -93,7 +93,7 @@ def serve(
     from scn_deploy.serve import serve as run_service
     from scn_deploy.serve.config import default_workers
 
-    _check_device(device)
+    check_device(device)
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
