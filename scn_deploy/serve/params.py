@@ -17,6 +17,8 @@ from scn_deploy.jpeg_input import DeblockSetting
 
 #: Route name -> the task it runs.
 TASKS = {"upscale": "sr", "denoise": "denoise", "deblock": "deblock"}
+#: Route name -> the stem of the file name a result is offered under.
+RESULT_NAMES = {"upscale": "upscaled", "denoise": "denoised", "deblock": "deblocked"}
 #: Content types of the output formats.
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
 
