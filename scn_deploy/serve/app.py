@@ -52,6 +52,9 @@ log = logging.getLogger("scn.serve")
 POLL_SECONDS = 0.1
 #: Status reported (in metrics) for a request whose client went away (nginx's convention).
 CLIENT_CLOSED = 499
+#: How long the lifespan's end waits for the worker threads, after uvicorn's graceful period
+#: (`ServeConfig.shutdown_seconds`): together within the 10 s an orchestrator usually allows.
+STOP_SECONDS = 1.5
 _PUBLIC = frozenset({"/", "/healthz", "/readyz"})
 
 
@@ -431,7 +434,7 @@ def create_app(config: ServeConfig) -> Starlette:
             yield
         finally:
             sweeper.cancel()
-            await asyncio.to_thread(service.pool.stop, float(config.shutdown_seconds))
+            await asyncio.to_thread(service.pool.stop, STOP_SECONDS)
 
     routes = [Route("/", page), Route("/healthz", healthz), Route("/readyz", readyz)]
     routes += [Route("/metrics", metrics), Route("/v1/info", info)]

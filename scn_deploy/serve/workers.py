@@ -136,9 +136,9 @@ class Catalog:
                 speed.overhead_seconds = max(speed.overhead_seconds, overhead)
 
 
-@dataclass
+@dataclass(eq=False)
 class Work:
-    """One request or job on its way through the pool."""
+    """One request or job on its way through the pool (compared and hashed by identity)."""
 
     params: RestorationParams
     data: bytes
@@ -193,7 +193,7 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._preloaded = 0
         self._lock = threading.Lock()
-        self.busy = 0
+        self._running: set[Work] = set()
         self.ready = threading.Event()
         self.load_error: str | None = None
         self._engine = replace(config.engine, threads=config.engine_threads())
@@ -206,7 +206,14 @@ class WorkerPool:
             self._threads.append(thread)
 
     def stop(self, timeout: float) -> None:
-        """Cancel what is still queued, let running work finish, end the threads."""
+        """End the pool once the server stopped taking requests and waited for those in
+        flight: what is still queued is cancelled, what still runs is stopped at its next
+        tile, and the threads get ``timeout`` seconds to end (they are daemons: the process
+        does not wait for them beyond that)."""
+        with self._lock:
+            running = list(self._running)
+        for work in running:
+            work.cancel("shutdown")
         while True:
             try:
                 work = self._queue.get_nowait()
@@ -222,6 +229,12 @@ class WorkerPool:
             thread.join(max(0.0, end - time.monotonic()))
 
     # -- queue --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> int:
+        """Workers restoring now."""
+        with self._lock:
+            return len(self._running)
+
     @property
     def depth(self) -> int:
         return self._queue.qsize()
@@ -270,7 +283,7 @@ class WorkerPool:
                 self._finish(work, None, Cancelled(work.cancel_reason))
                 continue
             with self._lock:
-                self.busy += 1
+                self._running.add(work)
             try:
                 result = self._restore(models, work)
             except BaseException as exc:
@@ -279,7 +292,7 @@ class WorkerPool:
                 self._finish(work, result, None)
             finally:
                 with self._lock:
-                    self.busy -= 1
+                    self._running.discard(work)
 
     def _models(self, models: dict[ModelKey, ModelSet], key: ModelKey) -> ModelSet:
         """This worker's model set for ``key``: loaded and warmed up on first use."""
