@@ -443,6 +443,9 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0() -> None:
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
+        time.sleep(0.3)
+        with pytest.raises(httpx.ConnectError):  # no longer accepting
+            httpx.get(f"{url}/healthz", timeout=5)
         thread.join(60)
         code = proc.wait(15)
         elapsed = time.monotonic() - sent
