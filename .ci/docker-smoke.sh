@@ -5,7 +5,10 @@
 #  3. docker build --network none from that base and wheelhouse;
 #  4. runs the image on a folder with a good image, a corrupt one and a non-image, and checks
 #     outputs, exit code 1, JSON on stdout, non-root user, and that torch is absent;
-#  5. stops dockerd.
+#  5. runs `serve --host 0.0.0.0` in a container, posts the good image from inside it (dockerd
+#     has no bridge: no published ports here), checks the PNG, a 4xx for the corrupt one, and
+#     that SIGTERM stops it with exit code 0;
+#  6. stops dockerd.
 # Skips (exit 0, with a message) only when Docker cannot be installed or started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +49,7 @@ fi
 
 say "building the wheelhouse (project + core runtime dependencies)"
 rm -rf wheelhouse/*.whl
-python3 -m pip wheel --quiet -w wheelhouse ".[openvino]" 2>&1 | grep -v "^WARNING: Location" || true
+python3 -m pip wheel --quiet -w wheelhouse ".[openvino,serve]" 2>&1 | grep -v "^WARNING: Location" || true
 ls wheelhouse/scn_deploy-*.whl >/dev/null
 
 say "docker build --network none"
@@ -88,4 +91,38 @@ if docker run --rm --network none --entrypoint python3 "$IMAGE" -c "import torch
   say "torch is importable inside the image"; exit 1
 fi
 say "import torch fails inside the image, as intended"
+
+say "scn serve in a container"
+cid=$(docker run -d --network none -v "$WORK/data:/data" "$IMAGE" serve --host 0.0.0.0 --fast)
+docker exec "$cid" python3 - <<'PY'
+import json, time, urllib.error, urllib.request
+base = "http://127.0.0.1:8000"
+for _ in range(300):
+    try:
+        if urllib.request.urlopen(base + "/readyz", timeout=2).status == 200:
+            break
+    except (urllib.error.URLError, OSError):
+        time.sleep(0.5)
+else:
+    raise SystemExit("the service did not get ready")
+def post(name):
+    data = open(f"/data/in/{name}", "rb").read()
+    request = urllib.request.Request(base + "/v1/upscale?scale=2", data=data, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+status, headers, body = post("good.png")
+assert status == 200 and body[:8] == b"\x89PNG\r\n\x1a\n", (status, body[:200])
+assert headers["X-Scn-Model"] == "sr-x2-fast", dict(headers)
+status, _, body = post("corrupt.png")
+assert status == 400 and "truncated" in json.loads(body)["error"], (status, body)
+print("[docker-smoke] serve: PNG back for the good image, 400 for the corrupt one")
+PY
+docker kill --signal TERM "$cid" >/dev/null
+code=$(docker wait "$cid")
+docker rm "$cid" >/dev/null
+[ "$code" = "0" ] || { say "serve exited with $code after SIGTERM"; exit 1; }
+say "serve stopped on SIGTERM with exit code 0"
 say "OK"

@@ -19,3 +19,7 @@ class ImageReadError(ScnError):
 
 class DataError(ScnError):
     """A data folder is missing, empty or holds no usable images."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image whose header declares more pixels than the caller's limit (not decoded)."""

@@ -17,7 +17,7 @@ import io
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.errors import DataError, ImageReadError, ScnError
+from scn_deploy.errors import DataError, ImageReadError, ImageTooLargeError, ScnError
 from scn_deploy.png import write_png
 
 __all__ = [
@@ -37,10 +37,12 @@ __all__ = [
     "OUTPUT_FORMATS",
     "ImageHeader",
     "Picture",
+    "decode_image",
     "encode_image",
     "list_images",
     "load_image",
     "probe_image",
+    "probe_image_data",
     "read_image",
     "write_image",
     "write_image_to",
@@ -258,9 +260,14 @@ def _open(path: Path) -> Image.Image:
         raise ImageReadError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: file is empty")
+    return _open_pillow(path, path)
+
+
+def _open_pillow(path: Path, source: Path | BinaryIO) -> Image.Image:
+    """Pillow's lazy open of a file or of data in memory; ``path`` names it in errors."""
     try:
         with _without_pillow_pixel_limit():
-            return Image.open(path)
+            return Image.open(source)
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image in a supported format") from None
     except OSError as exc:
@@ -282,7 +289,7 @@ def _header(path: Path, im: Image.Image) -> ImageHeader:
 
 def _check_size(header: ImageHeader, max_pixels: int | None) -> None:
     if max_pixels is not None and header.pixels > max_pixels:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             f"{header.path}: {header.width}x{header.height} = {header.pixels / 1e6:,.1f} MP "
             f"is above the limit of {max_pixels / 1e6:,.1f} MP (--max-pixels); not decoded"
         )
@@ -296,6 +303,19 @@ def probe_image(
     p = Path(path)
     with _open(p) as im:
         header = _header(p, im)
+    _check_size(header, max_pixels)
+    return header
+
+
+def probe_image_data(
+    data: bytes, *, name: str = "upload", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> ImageHeader:
+    """`probe_image` for an image file's bytes in memory (``name`` labels it in messages)."""
+    label = Path(name)
+    if not data:
+        raise ImageReadError(f"{label}: file is empty")
+    with _open_pillow(label, io.BytesIO(data)) as im:
+        header = _header(label, im)
     _check_size(header, max_pixels)
     return header
 
@@ -350,11 +370,13 @@ def _decode_pillow(im: Image.Image, p: Path) -> tuple[np.ndarray, np.ndarray | N
     return np.ascontiguousarray(a), None
 
 
-def _decode_opencv16(p: Path, rawmode: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """16-bit colour (and gray+alpha) files, which Pillow would reduce to 8 bits. `rawmode`
-    is Pillow's name for the stored layout ("LA;16B" for gray+alpha: Pillow calls its mode
-    RGBA)."""
-    img = cv2.imdecode(np.fromfile(p, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+def _decode_opencv16(
+    p: Path, data: np.ndarray, rawmode: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit colour (and gray+alpha) files (``data``: the file's bytes), which Pillow would
+    reduce to 8 bits. `rawmode` is Pillow's name for the stored layout ("LA;16B" for
+    gray+alpha: Pillow calls its mode RGBA)."""
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if img is None or img.dtype != np.uint16:
         raise ImageReadError(f"{p}: cannot decode the 16-bit image data (corrupt or truncated)")
     if img.ndim == 2:
@@ -377,8 +399,32 @@ def load_image(
     frame (with a note). Raises `ImageReadError` naming the file and the reason.
     """
     p = Path(path)
+    return _load(p, _open(p), lambda: np.fromfile(p, dtype=np.uint8), max_pixels)
+
+
+def decode_image(
+    data: bytes, *, name: str = "upload", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Picture:
+    """`load_image` for an image file's bytes in memory (what `scn serve` receives): the same
+    decoding, checks and notes, with ``name`` in place of the path in messages. Nothing
+    touches the file system."""
+    label = Path(name)
+    if not data:
+        raise ImageReadError(f"{label}: file is empty")
+    return _load(
+        label,
+        _open_pillow(label, io.BytesIO(data)),
+        lambda: np.frombuffer(data, dtype=np.uint8),
+        max_pixels,
+    )
+
+
+def _load(
+    p: Path, opened: Image.Image, raw: Callable[[], np.ndarray], max_pixels: int | None
+) -> Picture:
+    """Decode an opened image (``raw``: its file's bytes, for OpenCV's 16-bit decoder)."""
     notes: list[str] = []
-    with _open(p) as im:
+    with opened as im:
         header = _header(p, im)
         _check_size(header, max_pixels)
         if header.frames > 1:
@@ -390,7 +436,7 @@ def load_image(
             orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile") or None
             if deep_colour:
-                pixels, alpha = _decode_opencv16(p, rawmode)
+                pixels, alpha = _decode_opencv16(p, raw(), rawmode)
             else:
                 im.load()
                 pixels, alpha = _decode_pillow(im, p)

@@ -67,9 +67,14 @@ class DeblockDecision:
 
 
 def quality_to_apply(
-    setting: DeblockSetting, path: str | os.PathLike[str] | None, image_format: str | None
+    setting: DeblockSetting,
+    path: str | os.PathLike[str] | bytes | None,
+    image_format: str | None,
+    *,
+    label: str | None = None,
 ) -> DeblockDecision:
-    """The deblocking decision for one file (``image_format`` as Pillow names it)."""
+    """The deblocking decision for one file (``image_format`` as Pillow names it). ``path``
+    may be the file's bytes in memory, with ``label`` naming it in messages."""
     if setting.mode == "off":
         return DeblockDecision(None, "off")
     if setting.mode == "fixed":
@@ -84,8 +89,9 @@ def quality_to_apply(
     try:
         estimate = estimate_jpeg_quality(path)
     except JpegFormatError as exc:
+        name = label if label is not None else path
         raise ConfigError(
-            f"{path}: cannot estimate the JPEG quality ({exc}); give --deblock Q or --deblock off"
+            f"{name}: cannot estimate the JPEG quality ({exc}); give --deblock Q or --deblock off"
         ) from exc
     if estimate.quality >= LOSSLESS_QUALITY:
         return DeblockDecision(None, "quality 100")

@@ -10,10 +10,12 @@ returns the closest quality and how closely it fits (0 = the exact IJG tables).
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -93,46 +95,53 @@ def _parse_dqt(payload: bytes, tables: dict[int, np.ndarray]) -> None:
         pos += size
 
 
-def read_quant_tables(path: str | os.PathLike[str]) -> dict[int, np.ndarray]:
-    """The quantisation tables (id -> 64 values, natural order) of a JPEG file.
+def read_quant_tables(source: str | os.PathLike[str] | bytes) -> dict[int, np.ndarray]:
+    """The quantisation tables (id -> 64 values, natural order) of a JPEG file (a path) or of
+    JPEG data in memory (bytes: what `scn serve` received).
 
     Walks the marker segments from SOI up to the first SOS (where every DQT of a baseline or
     progressive file has appeared), reading only the segment headers and the DQT payloads.
     Raises `JpegFormatError` when the file is not a JPEG or its segments are malformed.
     """
+    if isinstance(source, bytes | bytearray | memoryview):
+        return _read_tables(io.BytesIO(source))
+    with Path(source).open("rb") as fh:
+        return _read_tables(fh)
+
+
+def _read_tables(fh: BinaryIO) -> dict[int, np.ndarray]:
     tables: dict[int, np.ndarray] = {}
-    with Path(path).open("rb") as fh:
-        if fh.read(2) != b"\xff\xd8":
-            raise JpegFormatError("not a JPEG file (no SOI marker)")
-        while True:
-            byte = fh.read(1)
-            if not byte:
-                break
-            if byte != b"\xff":
-                raise JpegFormatError("malformed JPEG: expected a marker")
+    if fh.read(2) != b"\xff\xd8":
+        raise JpegFormatError("not a JPEG file (no SOI marker)")
+    while True:
+        byte = fh.read(1)
+        if not byte:
+            break
+        if byte != b"\xff":
+            raise JpegFormatError("malformed JPEG: expected a marker")
+        marker = fh.read(1)
+        while marker == b"\xff":  # fill bytes
             marker = fh.read(1)
-            while marker == b"\xff":  # fill bytes
-                marker = fh.read(1)
-            if not marker:
-                break
-            code = marker[0]
-            if code == 0x01 or 0xD0 <= code <= 0xD7:  # TEM, RSTn: no length
-                continue
-            if code in (0xDA, 0xD9):  # SOS, EOI: no more tables in front of the data
-                break
-            head = fh.read(2)
-            if len(head) < 2:
-                raise JpegFormatError("truncated JPEG segment")
-            length = int.from_bytes(head, "big")
-            if length < 2:
-                raise JpegFormatError("malformed JPEG segment length")
-            if code == 0xDB:
-                payload = fh.read(length - 2)
-                if len(payload) < length - 2:
-                    raise JpegFormatError("truncated DQT segment")
-                _parse_dqt(payload, tables)
-            else:
-                fh.seek(length - 2, os.SEEK_CUR)
+        if not marker:
+            break
+        code = marker[0]
+        if code == 0x01 or 0xD0 <= code <= 0xD7:  # TEM, RSTn: no length
+            continue
+        if code in (0xDA, 0xD9):  # SOS, EOI: no more tables in front of the data
+            break
+        head = fh.read(2)
+        if len(head) < 2:
+            raise JpegFormatError("truncated JPEG segment")
+        length = int.from_bytes(head, "big")
+        if length < 2:
+            raise JpegFormatError("malformed JPEG segment length")
+        if code == 0xDB:
+            payload = fh.read(length - 2)
+            if len(payload) < length - 2:
+                raise JpegFormatError("truncated DQT segment")
+            _parse_dqt(payload, tables)
+        else:
+            fh.seek(length - 2, os.SEEK_CUR)
     if not tables:
         raise JpegFormatError("the JPEG has no quantisation tables")
     return tables
@@ -170,6 +179,6 @@ def estimate_quality(tables: dict[int, np.ndarray]) -> QualityEstimate:
     return best
 
 
-def estimate_jpeg_quality(path: str | os.PathLike[str]) -> QualityEstimate:
-    """`estimate_quality(read_quant_tables(path))`."""
-    return estimate_quality(read_quant_tables(path))
+def estimate_jpeg_quality(source: str | os.PathLike[str] | bytes) -> QualityEstimate:
+    """`estimate_quality(read_quant_tables(source))`: a JPEG file, or JPEG data in memory."""
+    return estimate_quality(read_quant_tables(source))

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-import cv2
-
 from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ScnError
 from scn_deploy.files import (
@@ -39,10 +37,12 @@ from scn_deploy.imageio import (
     probe_image,
     write_image_to,
 )
-from scn_deploy.jpeg_input import DeblockSetting, quality_to_apply
+from scn_deploy.jpeg_input import DeblockSetting
 from scn_deploy.modelset import ModelChoice, ModelSet
+from scn_deploy.picture_restore import conditioning_level, deblock_decision, restore_picture
 from scn_deploy.restorer import RestoreOptions
 from scn_deploy.tasks import task_named
+from scn_deploy.tiling import TilePlanner
 from scn_deploy.zoo import tier_of
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
@@ -294,72 +294,51 @@ class Run:
 
     def deblock_for(self, path: Path, picture: Picture) -> int | None:
         """SR: the JPEG quality to remove before upscaling this file (None: none)."""
-        if not self.spec.task_info.upscales or self.deblock_setting.mode == "off":
+        decision = deblock_decision(
+            self.spec,
+            self.deblock_setting,
+            self.models,
+            path,
+            str(path),
+            picture.format,
+            lambda message: self.note(path, message),
+        )
+        if decision is None:
             return None
-        decision = quality_to_apply(self.deblock_setting, path, picture.format)
-        if decision.quality is not None and not self.models.can_deblock:
-            if self.deblock_setting.mode == "fixed":
-                raise ConfigError("--deblock Q needs the zoo's deblock or deblock-gray model")
-            self.note(path, "a JPEG, but no deblocking model is installed: upscaled as it is")
-            return None
-        if decision.quality is not None:
-            self.note(path, decision.describe())
-            with self.lock:
-                self.summary.deblocked.append((_url(path), decision.quality, decision.source))
+        with self.lock:
+            self.summary.deblocked.append((_url(path), decision.quality, decision.source))
         return decision.quality
 
     def level_for(self, path: Path, picture: Picture) -> float | None:
         """The conditioning level for this file (estimating JPEG quality when needed)."""
-        req, spec = self.request, self.spec
-        if not spec.task_info.level_from_file or req.level is not None:
-            return req.level if spec.conditioned else None
-        estimate = None
-        if picture.format == "JPEG":
-            from scn_deploy.jpeg_quality import JpegFormatError, estimate_jpeg_quality
-
-            try:
-                estimate = estimate_jpeg_quality(path)
-            except JpegFormatError as exc:
-                if spec.conditioned:
-                    raise ScnError(f"{path}: cannot estimate the JPEG quality ({exc})") from exc
-        if estimate is not None:
-            self.note(path, f"estimated JPEG {estimate.describe()}")
-        if not spec.conditioned:
-            return None
-        if estimate is None:
-            raise ScnError(
-                f"{path}: not a JPEG, so its quality cannot be estimated; give --quality"
-            )
-        check = spec.task_info.check_level(spec, float(estimate.quality), source="the model")
-        if check.problem == "outside":
-            self.note(path, f"the estimated {check.message}")
-        return float(estimate.quality)
+        return conditioning_level(
+            self.spec,
+            self.request.level,
+            path,
+            str(path),
+            picture.format,
+            lambda message: self.note(path, message),
+        )
 
     # -- stage 2: restore --------------------------------------------------------------------
     def restore(self, item: _Decoded) -> Picture:
         assert item.picture is not None
-        pic, scale, req = item.picture, self.spec.scale, self.request
-        height, width = pic.pixels.shape[:2]
-        restorer, source = self.models.for_input(pic.pixels, item.deblock)
-        plan = restorer.plan(height, width)
-        if len(plan) > 1:
-            self.summary.overlap = plan.overlap
-        self.reporter.file_started(item.job, width, height, plan.describe())
-        pixels = restorer.restore(
-            source, item.level, dtype=pic.pixels.dtype, on_tile=self.reporter.tiles, plan=plan
+        height, width = item.picture.pixels.shape[:2]
+
+        def planned(plan: TilePlanner) -> None:
+            if len(plan) > 1:
+                self.summary.overlap = plan.overlap
+            self.reporter.file_started(item.job, width, height, plan.describe())
+
+        return restore_picture(
+            self.models,
+            item.picture,
+            level=item.level,
+            deblock=item.deblock,
+            outscale=self.request.outscale,
+            on_tile=self.reporter.tiles,
+            on_plan=planned,
         )
-        del source
-        size = (width * scale, height * scale)
-        if req.outscale is not None and req.outscale != scale:
-            size = (max(1, round(width * req.outscale)), max(1, round(height * req.outscale)))
-            shrink = size[0] < pixels.shape[1]
-            pixels = cv2.resize(
-                pixels, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-            )
-        alpha = pic.alpha
-        if alpha is not None and alpha.shape[::-1] != size:
-            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_CUBIC)
-        return Picture(pixels, alpha, pic.icc_profile, pic.exif, pic.format)
 
     # -- stage 3: encode ---------------------------------------------------------------------
     def encode(self, item: _Restored) -> None:

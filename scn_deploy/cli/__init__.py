@@ -8,6 +8,7 @@ from scn_deploy.cli import (  # noqa: F401  (registers the commands)
     export,
     info,
     models,
+    serve,
     train,
     upscale,
 )

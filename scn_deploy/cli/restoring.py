@@ -364,7 +364,8 @@ def _parse_tile(value: str) -> int | str:
     return tile
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
+    """--device must be auto, cpu, cuda or cuda:N (usage error, exit 2, otherwise)."""
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise fail(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}", 2)
 
@@ -500,7 +501,7 @@ def execute(
     (usage), 130 (Ctrl-C)."""
     from scn_deploy.pipeline import run
 
-    _check_device(common.device)
+    check_device(common.device)
     if not common.inputs:
         raise fail("give at least one INPUT file or folder", 2)
     from scn_deploy.zoo import choose_models
