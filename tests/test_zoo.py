@@ -283,3 +283,19 @@ def test_scn_info_takes_zoo_names_like_every_model_option() -> None:
     res = CliRunner().invoke(app, ["info", "sr-x9"])
     assert res.exit_code == 1 and "no model file or zoo model named 'sr-x9'" in res.output
     assert "sr-x2" in res.output  # the installed names are listed
+
+
+def test_a_model_of_another_task_names_the_command_that_runs_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.tasks import DENOISING
+    from scn_deploy.zoo import resolve_task_model
+
+    path, spec = resolve_task_model(None, task="denoise", fast=True)
+    assert path.stem == "denoise-fast" and spec.task is DENOISING
+    with pytest.raises(ConfigError, match=r"is a denoising, sigma .* model: use `scn denoise`"):
+        resolve_task_model("denoise-gray", task="sr")
+    res = CliRunner().invoke(app, ["upscale", str(tmp_path / "x.png"), "--model", "deblock"])
+    assert res.exit_code == 2 and "use `scn deblock`" in res.output
