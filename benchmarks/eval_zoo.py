@@ -56,12 +56,12 @@ def plan(
 
     def add(data: list[str], level: list[str], who: list[str], out: str) -> None:
         folders = [a for d in data for a in ("--data", d)]
-        runs.append(["eval", *folders, "--task", spec.task, *level, *who, "--json-file", out])
+        runs.append(["eval", *folders, "--task", spec.task.name, *level, *who, "--json-file", out])
 
-    if spec.task == "sr":
+    if spec.task.upscales:
         add(["Set5", "Set14", "B100"], ["--scale", str(spec.scale)], model, f"{name}-model.json")
         return runs
-    if spec.task == "denoise":
+    if spec.task.name == "denoise":
         full, only = (["BSD68", "Set12"], ["BSD68"]) if spec.channels == 1 else (["CBSD68"],) * 2
         tag = "" if spec.channels == 1 else "colour-"
         for sigma in (15, 25, 50, 10, 20, 30, 40):

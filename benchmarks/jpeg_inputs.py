@@ -32,7 +32,7 @@ import cv2
 
 from scn_deploy.bench import host_description
 from scn_deploy.modelfile import read_spec
-from scn_deploy.zoo import JPEG_NAMES, jpeg_companion, zoo_deblockers, zoo_path
+from scn_deploy.zoo import jpeg_companion, zoo_deblockers, zoo_model, zoo_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -52,8 +52,13 @@ def labels(model: str) -> dict[str, str]:
         "bicubic": "bicubic",
         "off": f"{model}, as it is (`--deblock off`)",
         "auto": f"{stage}, then {model}",
-        "jpeg": f"{stage}, then {JPEG_NAMES.get(read_spec(zoo_path(model)).scale, '-')}",
+        "jpeg": f"{stage}, then {_jpeg_name(read_spec(zoo_path(model)).scale)}",
     }
+
+
+def _jpeg_name(scale: int) -> str:
+    entry = zoo_model("sr", scale, role="jpeg")
+    return entry.name if entry is not None else "-"
 
 
 def scn(*args: str) -> None:

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from scn_deploy.cpu import cpu_description, native_bf16
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.engines.registry import installed
 from scn_deploy.evaluate import EvalRequest, evaluate
 from scn_deploy.exporting.cache import find_onnx
@@ -36,15 +37,15 @@ def protocol(name: str) -> tuple[str, dict[str, object], list[str]]:
     """(dataset, EvalRequest fields, extra `scn eval` flags) for a zoo model."""
     spec = read_spec(zoo_path(name))
     gray = spec.channels == 1
-    if spec.task == "sr":
-        return "Set5", {"task": "sr", "scale": spec.scale}, ["--scale", str(spec.scale)]
-    if spec.task == "denoise":
+    if spec.task.upscales:
+        return "Set5", {"task": "sr", "level": spec.scale}, ["--scale", str(spec.scale)]
+    if spec.task.name == "denoise":
         return (
             ("Set12" if gray else "CBSD68"),
-            {"task": "denoise", "sigma": 25.0},
+            {"task": "denoise", "level": 25.0},
             ["--sigma", "25"],
         )
-    fields: dict[str, object] = {"task": "deblock", "quality": 10, "colour": not gray}
+    fields: dict[str, object] = {"task": "deblock", "level": 10, "colour": not gray}
     return (
         ("Classic5" if gray else "LIVE1"),
         fields,
@@ -53,9 +54,8 @@ def protocol(name: str) -> tuple[str, dict[str, object], list[str]]:
 
 
 def psnr(name: str, dataset: Path, fields: dict[str, object], engine: str, precision: str) -> float:
-    request = EvalRequest(
-        data=[dataset], model=name, engine=engine, device="cpu", precision=precision, **fields
-    )
+    options = EngineOptions(engine=engine, device="cpu", precision=precision)
+    request = EvalRequest(data=[dataset], model=name, engine=options, **fields)  # type: ignore[arg-type]
     value = evaluate(request).results[0].psnr_y
     assert value is not None
     return value

@@ -57,25 +57,25 @@ JPEG_PSNR = {
 }
 
 
-def _run(files: list[Path], task: str, **level: float | int | str) -> DatasetResult:
+def _run(files: list[Path], task: str, **fields: float | int | str) -> DatasetResult:
     """One dataset through ``scn_deploy.evaluate`` (the code behind ``scn eval``)."""
-    request = EvalRequest(data=[files[0].parent], task=task, **level)  # type: ignore[arg-type]
+    request = EvalRequest(data=[files[0].parent], task=task, **fields)  # type: ignore[arg-type]
     request.validate()
     return evaluate_files(files, request, dataset=files[0].parent.name)
 
 
 def sr_bicubic(files: list[Path], scale: int) -> tuple[float, float]:
-    r = _run(files, "sr", scale=scale, method="bicubic")
+    r = _run(files, "sr", level=scale, method="bicubic")
     return r.psnr_y, r.ssim_y
 
 
 def jpeg_input(files: list[Path], quality: int) -> tuple[float, float]:
-    r = _run(files, "deblock", quality=quality, method="identity")
+    r = _run(files, "deblock", level=quality, method="identity")
     return r.psnr_y, r.ssim_y
 
 
 def noisy_input(files: list[Path], sigma: float) -> float:
-    return _run(files, "denoise", sigma=sigma, method="identity").psnr_y
+    return _run(files, "denoise", level=sigma, method="identity").psnr_y
 
 
 class Report:

@@ -30,6 +30,7 @@ from tables import REFERENCES
 
 from scn_deploy.bench import BenchRequest, host_description, run_bench
 from scn_deploy.degrade import imresize
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.zoo import list_zoo, tier_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,9 +71,11 @@ def bicubic_ms_per_mp(scale: int, repeat: int) -> float:
 
 def measure(repeat: int) -> dict:
     points = []
-    models = [e for e in list_zoo() if e.spec.task == "sr"]
+    models = [e for e in list_zoo() if e.spec.task.upscales]
     for entry in models:
-        bench = run_bench(BenchRequest(model=entry.name, device="cpu", repeat=repeat))
+        bench = run_bench(
+            BenchRequest(model=entry.name, engine=EngineOptions(device="cpu"), repeat=repeat)
+        )
         points.append(
             {
                 "name": entry.name,

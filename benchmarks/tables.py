@@ -22,7 +22,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-LEVEL_KEYS = {"sr": "scale", "denoise": "sigma", "deblock": "quality"}
+from scn_deploy.tasks import TASKS
+
+LEVEL_KEYS = {name: task.level_key for name, task in TASKS.items()}
 TASK_TITLES = {
     "sr": "Super-resolution (bicubic degradation)",
     "denoise": "Gaussian denoising",

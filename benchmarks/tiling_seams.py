@@ -52,7 +52,7 @@ def tiny_models(folder: Path) -> list[Path]:
                 p.add_(0.02 * torch.randn_like(p))
             if spec.scale == 1:
                 model.tail.parametrizations.weight.original0.mul_(0.1)
-        name = f"tiny-{spec.task}{spec.scale if spec.task == 'sr' else ''}.safetensors"
+        name = f"tiny-{spec.task}{spec.scale if spec.task.upscales else ''}.safetensors"
         paths.append(save_model(folder / name, model, spec))
     return paths
 
@@ -60,7 +60,7 @@ def tiny_models(folder: Path) -> list[Path]:
 def level_for(spec) -> float | None:
     if not spec.conditioned:
         return None
-    return 25.0 if spec.task == "denoise" else 30.0
+    return 25.0 if spec.task.name == "denoise" else 30.0
 
 
 def main() -> None:
@@ -99,7 +99,7 @@ def main() -> None:
                     diff = np.abs(whole - tiled.astype(np.int16))
                     row = {
                         "model": path.name,
-                        "task": spec.task,
+                        "task": spec.task.name,
                         "scale": spec.scale,
                         "receptive_field": rf.radius,
                         "overlap": overlap,

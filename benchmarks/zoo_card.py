@@ -175,7 +175,7 @@ def main() -> int:
         f"({t.get('train_images', '?')} images; {t.get('val_images', '?')} held out for "
         "validation) |",
         f"| steps / batch / patch | {t.get('steps')} / {t.get('batch')} / {t.get('patch')} "
-        f"({'LR ' if spec.task == 'sr' else ''}pixels) |",
+        f"({'LR ' if spec.task.upscales else ''}pixels) |",
         f"| hardware / wall time | {t.get('device')} / {t.get('seconds', 0) / 3600:.2f} h of "
         "training steps |",
         f"| initialised from | {t.get('init') or 'scratch'} |",

@@ -1,6 +1,9 @@
-"""Classical baselines that `scn eval --method` runs on the same protocol as the models.
+"""Classical baselines that `scn eval --method` runs on the same protocol as the models: each
+task names its own (`Task.baselines`), `run_baseline` runs one on a degraded input.
 
-BM3D (Dabov et al. 2007; colour: CBM3D) through the `bm3d` package of its authors' group
+- bicubic: MATLAB ``imresize`` of the LR image by the scale (super-resolution);
+- identity: the degraded input itself (a float input stays float: it is scored unrounded);
+- bm3d: BM3D (Dabov et al. 2007; colour: CBM3D) through the `bm3d` package of its authors' group
 (Mäkinen, Azzari, Foi), an optional dependency: ``pip install 'scn-deploy[baselines]'``.
 """
 
@@ -9,6 +12,23 @@ from __future__ import annotations
 import numpy as np
 
 from scn_deploy.errors import ConfigError
+
+
+def run_baseline(method: str, degraded: np.ndarray, level: float) -> np.ndarray:
+    """A baseline's output for a degraded input at the task's level (the scale for bicubic,
+    the true sigma for BM3D): uint8, or the float input itself for identity on an unquantised
+    (noisy float) input."""
+    if method == "identity":
+        return degraded
+    if method == "bicubic":
+        from scn_deploy.degrade import imresize
+
+        return imresize(degraded, float(level))
+    if method == "bm3d":
+        from scn_deploy.restorer import to_dtype
+
+        return to_dtype(bm3d_denoise(degraded, float(level)), np.uint8)
+    raise ConfigError(f"unknown baseline {method!r} (bicubic, identity, bm3d)")
 
 
 def bm3d_denoise(noisy: np.ndarray, sigma: float) -> np.ndarray:

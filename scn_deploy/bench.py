@@ -138,31 +138,26 @@ class BenchRequest:
 
     Attributes:
         model: model file, exported .onnx or zoo name.
-        engine, device, precision: as for `load_engine` (precision None: auto).
+        engine: the engine, device, precision and pyramid scales (as for `load_engine`); its
+            tile and batch are the bench's own (`engine_options`).
         tile: input tile side in pixels (tiles of `batch` per forward pass).
         size: (H, W): also restore a whole synthetic image of this size as `scn upscale`
             does by default (tile "auto": the cheapest grid that fits the memory budget,
             overlap, stitching, uint8 output; no file I/O); None: tiles only.
         repeat: timed repetitions (the median is reported); one untimed warm-up first.
-        scales: pyramid scales (default: as trained).
     """
 
     model: str
-    engine: str = "auto"
-    device: str = "auto"
-    precision: str | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
     tile: int = 256
     batch: int = 1
     size: tuple[int, int] | None = None
     repeat: int = 5
-    scales: int | None = None
 
     @property
     def engine_options(self) -> EngineOptions:
-        """The engine, device, precision and pyramid scales to load the model with."""
-        return EngineOptions(
-            self.engine, self.device, self.precision, self.scales, self.tile, self.batch
-        )
+        """`engine` for the bench's tiles: the largest tile and batch are the bench's."""
+        return replace(self.engine, tile=self.tile, batch=self.batch)
 
 
 @dataclass
@@ -272,7 +267,7 @@ def _bench_image(engine: Engine, request: BenchRequest) -> dict[str, Any]:
     if engine.spec.channels == 1:
         img = img[..., 0]
     restorer = Restorer(engine, RestoreOptions(tile="auto", batch=request.batch))
-    level = engine.spec.task_info.typical_level  # the level does not change the compute
+    level = engine.spec.task.typical_level  # the level does not change the compute
     plan = restorer.plan(h, w)  # measures the receptive field once, outside the timing
     restorer.restore(img, level, dtype=np.uint8, plan=plan)  # warm-up: compile, allocate
     start = time.perf_counter()
@@ -321,7 +316,7 @@ def _candidates(model: str, device: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _set5_psnr(model: str, engine: str, device: str, precision: str) -> float | None:
+def _set5_psnr(model: str, engine: EngineOptions) -> float | None:
     """Set5 PSNR-Y of an SR model on this engine, None without the data or for other tasks."""
     from scn_deploy.evaluate import EvalRequest, evaluate
     from scn_deploy.modelfile import read_spec
@@ -333,16 +328,14 @@ def _set5_psnr(model: str, engine: str, device: str, precision: str) -> float | 
     if root is None or not (root / "benchmarks/sr/Set5").is_dir() or path.suffix == ".onnx":
         return None
     spec = read_spec(path)
-    if not spec.task_info.upscales:
+    if not spec.task.upscales:
         return None
     request = EvalRequest(
         data=[root / "benchmarks/sr/Set5"],
-        task="sr",
-        scale=spec.scale,
+        task=spec.task,
+        level=spec.scale,
         model=str(path),
         engine=engine,
-        device=device,
-        precision=precision,
     )
     return evaluate(request).results[0].psnr_y
 
@@ -374,7 +367,7 @@ def bench_versus(request: BenchRequest, other: str) -> dict[str, Any]:
             }
         )
     return {
-        "host": host_description(resolve_device(request.device)),
+        "host": host_description(resolve_device(request.engine.device)),
         "tile": request.tile,
         "batch": request.batch,
         "rows": rows,
@@ -387,10 +380,11 @@ def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, An
     ONNX Runtime fp32 (or the first row), fraction of the GEMM peak (fp32 on the CPU; on CUDA
     in the row's arithmetic, `gemm_arithmetic`) and, for SR models
     with the benchmark data present, the Set5 PSNR-Y change from fp32."""
-    device = resolve_device(request.device)
+    device = resolve_device(request.engine.device)
     rows: list[dict[str, Any]] = []
     for engine, precision in _candidates(request.model, device):
-        single = replace(request, engine=engine, device=device, precision=precision, size=None)
+        options = replace(request.engine, engine=engine, device=device, precision=precision)
+        single = replace(request, engine=options, size=None)
         result = run_bench(single)
         rows.append(
             {
@@ -400,9 +394,7 @@ def compare_engines(request: BenchRequest, *, psnr: bool = True) -> dict[str, An
                 "ms_per_tile": result.ms_per_tile,
                 "fraction_of_peak": result.fraction_of_peak,
                 "gemm_arithmetic": result.gemm_arithmetic,
-                "set5_psnr_y": _set5_psnr(request.model, engine, device, precision)
-                if psnr
-                else None,
+                "set5_psnr_y": _set5_psnr(request.model, options) if psnr else None,
                 "gemm_peak_gflops": result.gemm_peak_gflops,
             }
         )

@@ -1,11 +1,14 @@
 """Benchmark evaluation: degrade clean images by a published protocol, restore, score.
 
 One :class:`EvalRequest` describes a run (data folders, task and level, a model or a baseline
-method); :func:`evaluate` returns an :class:`EvalResult` whose :meth:`EvalResult.to_dict` is
-the JSON that ``scn eval --json`` prints (``--json-file``: writes). The per-image protocol
-helpers (:func:`sr_pair`, :func:`denoise_pair`, :func:`deblock_pair`, :func:`score_uint8`,
-:func:`score_noisy`) are public so that ``benchmarks/protocol_check.py`` and other tools use
-exactly the same code.
+method, the engine options); :func:`evaluate` returns an :class:`EvalResult` whose
+:meth:`EvalResult.to_dict` is the JSON that ``scn eval --json`` prints (``--json-file``:
+writes). What differs between the tasks (the reference and degraded input of an image, how
+colour is scored, the border crop, the baselines, the level's key) is asked of the request's
+:class:`scn_deploy.tasks.Task`; the baselines run from :mod:`scn_deploy.baselines`. The
+per-image protocol helpers (:func:`sr_pair`, :func:`denoise_pair`, :func:`deblock_pair`,
+:func:`score_uint8`, :func:`score_noisy`) are public so that ``benchmarks/protocol_check.py``
+and other tools use exactly the same code.
 
 Protocols (all images 8-bit; an alpha channel is dropped; 16-bit files are rejected):
 
@@ -41,10 +44,9 @@ Dataset numbers are means over the images of the per-image PSNR / SSIM (the usua
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,19 +54,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scn_deploy.atomic import atomic_write
-from scn_deploy.degrade import imresize, jpeg_compress, modcrop
+from scn_deploy.baselines import run_baseline
+from scn_deploy.degrade import jpeg_compress
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, DataError
 from scn_deploy.imageio import list_images, read_image, write_image
-from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim
-from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS
+from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim, y_uint8
+from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS, Task
 
 if TYPE_CHECKING:
-    from scn_deploy.engines.options import EngineOptions
     from scn_deploy.modelset import ModelSet
 
 __all__ = [
-    "LEVEL_KEYS",
-    "METHODS",
     "DatasetResult",
     "EvalRequest",
     "EvalResult",
@@ -76,6 +77,7 @@ __all__ = [
     "evaluate",
     "evaluate_files",
     "load_benchmark_image",
+    "request_level",
     "resolve_data_dir",
     "score_noisy",
     "score_uint8",
@@ -83,12 +85,6 @@ __all__ = [
     "write_json",
     "y_uint8",
 ]
-
-#: The baseline methods of each task: bicubic upscaling for SR, the degraded input otherwise,
-#: and BM3D (given the true sigma; needs the optional `bm3d` package) for denoising.
-METHODS: dict[str, tuple[str, ...]] = {name: t.baselines for name, t in TASKS.items()}
-#: The JSON key of the degradation level of each task.
-LEVEL_KEYS: dict[str, str] = {name: t.level_key for name, t in TASKS.items()}
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -110,17 +106,16 @@ class EvalRequest:
         data: folders of clean reference images; each folder is one dataset (named after it).
             A bare name that is not an existing folder (e.g. ``"Set5"``) is looked up under
             ``<data root>/benchmarks/*/`` (see :func:`scn_deploy.paths.data_root`).
-        task: "sr", "denoise" or "deblock".
-        scale: SR factor (task sr).
-        sigma: Gaussian noise sigma in 0-255 units (task denoise).
-        quality: JPEG quality 1-100 (task deblock).
+        task: the task (a name, "sr", "denoise" or "deblock", is looked up).
+        level: the degradation level of the task (`Task.level_key`): the SR factor, the
+            Gaussian noise sigma in 0-255 units, or the JPEG quality 1-100.
         model: a model file (.safetensors / .onnx) or a zoo name; exclusive with ``method``.
-        method: a baseline instead of a model: "bicubic" (sr), "identity" (denoise,
-            deblock: the degraded input) or "bm3d" (denoise).
-        scales: pyramid scales to run the model with (None: as trained).
+        method: a baseline instead of a model, one of the task's (`Task.baselines`):
+            "bicubic" (sr), "identity" (denoise, deblock: the degraded input) or "bm3d"
+            (denoise).
         tta: x8 geometric self-ensemble (the paper's "+" results).
-        colour: deblock only: the colour JPEG protocol (encode the RGB image, restore in
-            colour, score Y and RGB) instead of the Y-channel one.
+        colour: the colour protocol of a task evaluated in Y (`Task.eval_in_y`, deblock:
+            encode the RGB image, restore in colour, score Y and RGB).
         jpeg: sr only: the compressed-input protocol: the bicubic LR image is JPEG-coded in
             colour (OpenCV's libjpeg, 4:2:0 chroma) at this quality before it is upscaled.
         deblock: sr with ``jpeg``: what `scn upscale --deblock` does with the JPEG LR before
@@ -131,19 +126,14 @@ class EvalRequest:
             ``inputs/<stem>.*``); replaces the synthetic degradation.
         save_images: optional folder; restored images go to ``<dir>/<dataset>/<stem>.png``.
         seed: base seed of the noise (image i of a folder uses ``seed + i``).
-        engine: inference engine ("auto", "torch", "onnx", "openvino", "tensorrt").
-        device: "auto", "cpu" or "cuda[:i]".
-        precision: None (auto), "fp32", "fp16", "bf16" or "int8" (see `load_engine`).
+        engine: the engine, device, precision and pyramid scales to run the model with.
     """
 
     data: Sequence[str | os.PathLike[str]]
-    task: str
-    scale: int | None = None
-    sigma: float | None = None
-    quality: int | None = None
+    task: Task
+    level: float | None = None
     model: str | os.PathLike[str] | None = None
     method: str | None = None
-    scales: int | None = None
     tta: bool = False
     colour: bool = False
     jpeg: int | None = None
@@ -151,62 +141,46 @@ class EvalRequest:
     inputs: str | os.PathLike[str] | None = None
     save_images: str | os.PathLike[str] | None = None
     seed: int = 0
-    engine: str = "auto"
-    device: str = "auto"
-    precision: str | None = None
+    engine: EngineOptions = field(default_factory=EngineOptions)
 
-    @property
-    def engine_options(self) -> EngineOptions:
-        """The engine, device, precision and pyramid scales to load the model with."""
-        from scn_deploy.engines.options import EngineOptions
-
-        return EngineOptions(self.engine, self.device, self.precision, self.scales)
-
-    @property
-    def level(self) -> float | int | None:
-        """The degradation level of the task: scale, sigma or quality."""
-        return getattr(self, LEVEL_KEYS[self.task]) if self.task in TASKS else None
+    def __post_init__(self) -> None:
+        if isinstance(self.task, str):
+            if self.task not in TASKS:
+                raise RequestError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
+            self.task = TASKS[self.task]
 
     def validate(self) -> None:
         """Check that the request is complete and consistent; raises :class:`RequestError`."""
-        if self.task not in TASKS:
-            raise RequestError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
+        task = self.task
         if not self.data:
             raise RequestError("give at least one data folder (--data DIR)")
         if (self.model is None) == (self.method is None):
             raise RequestError("give either a model (--model) or a baseline method (--method)")
-        if self.method is not None and self.method not in METHODS[self.task]:
+        if self.method is not None and self.method not in task.baselines:
             raise RequestError(
-                f"--method {self.method} does not apply to --task {self.task} "
-                f"(its baselines: {', '.join(METHODS[self.task])})"
+                f"--method {self.method} does not apply to --task {task.name} "
+                f"(its baselines: {', '.join(task.baselines)})"
             )
-        if self.method is not None and (self.scales is not None or self.tta):
+        if self.method is not None and (self.engine.num_scales is not None or self.tta):
             raise RequestError("--scales and --tta apply to a model, not to a --method baseline")
-        key = LEVEL_KEYS[self.task]
-        for other in ("scale", "sigma", "quality"):
-            if other != key and getattr(self, other) is not None:
-                raise RequestError(f"--{other} does not apply to --task {self.task}")
         if self.level is None:
-            raise RequestError(f"--task {self.task} needs --{key}")
-        if self.task == "sr" and (
-            isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale < 2
-        ):
-            raise RequestError(f"--scale must be an integer >= 2, got {self.scale}")
-        if self.task == "denoise" and not (
-            self.sigma is not None and math.isfinite(self.sigma) and self.sigma >= 0
-        ):
-            raise RequestError(f"--sigma must be a number >= 0, got {self.sigma}")
-        if self.task == "deblock" and not (
-            isinstance(self.quality, int) and 1 <= self.quality <= 100
-        ):
-            raise RequestError(f"--quality must be an integer in 1..100, got {self.quality}")
-        if self.scales is not None and self.scales < 1:
-            raise RequestError(f"--scales must be >= 1, got {self.scales}")
-        if self.colour and self.task != "deblock":
-            raise RequestError("--colour applies to --task deblock (the colour JPEG protocol)")
+            raise RequestError(f"--task {task.name} needs --{task.level_key}")
+        problem = task.level_problem(self.level)
+        if problem is not None:
+            raise RequestError(problem)
+        if self.engine.num_scales is not None and self.engine.num_scales < 1:
+            raise RequestError(f"--scales must be >= 1, got {self.engine.num_scales}")
+        if self.colour and not task.eval_in_y:
+            raise RequestError(
+                f"--colour applies to --task {_tasks_where(lambda t: t.eval_in_y)} "
+                "(the colour JPEG protocol)"
+            )
         if self.jpeg is not None:
-            if self.task != "sr":
-                raise RequestError("--jpeg applies to --task sr (JPEG-coded LR inputs)")
+            if not task.upscales:
+                raise RequestError(
+                    f"--jpeg applies to --task {_tasks_where(lambda t: t.upscales)} "
+                    "(JPEG-coded LR inputs)"
+                )
             if not (isinstance(self.jpeg, int) and 1 <= self.jpeg <= 100):
                 raise RequestError(f"--jpeg must be a quality in 1..100, got {self.jpeg}")
             if self.inputs is not None:
@@ -217,6 +191,20 @@ class EvalRequest:
             DeblockSetting.parse(self.deblock)
         except ConfigError as exc:
             raise RequestError(str(exc)) from None
+
+
+def _tasks_where(has: Callable[[Task], bool]) -> str:
+    return " / ".join(t.name for t in TASKS.values() if has(t))
+
+
+def request_level(task: Task, given: Mapping[str, float | None]) -> float | None:
+    """The level of a request from options keyed by level key (``{"scale": .., "sigma": ..,
+    "quality": ..}``, None: not given): the task's own; raises :class:`RequestError` when
+    another task's level is given."""
+    for key, value in given.items():
+        if key != task.level_key and value is not None:
+            raise RequestError(f"--{key} does not apply to --task {task.name}")
+    return given.get(task.level_key)
 
 
 @dataclass
@@ -270,7 +258,7 @@ def _json_number(value: float | int | None) -> float | int | None:
 class EvalResult:
     """A whole run: what was evaluated and one :class:`DatasetResult` per folder."""
 
-    task: str
+    task: Task
     level: float | int
     model: str | None
     method: str | None
@@ -293,7 +281,10 @@ class EvalResult:
         ``colour`` is present (true) only for the colour JPEG protocol; ``jpeg`` only for SR
         with JPEG-coded LR inputs (``deblock`` then says what a model run did first).
         """
-        doc: dict[str, Any] = {"task": self.task, LEVEL_KEYS[self.task]: _json_number(self.level)}
+        doc: dict[str, Any] = {
+            "task": self.task.name,
+            self.task.level_key: _json_number(self.level),
+        }
         if self.model is not None:
             doc["model"] = self.model
         else:
@@ -325,13 +316,6 @@ def write_json(result: EvalResult, path: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def y_uint8(img: np.ndarray) -> np.ndarray:
-    """Colour -> BT.601 Y rounded to uint8 (``np.rint``, as KAIR's rgb2ycbcr); gray as is."""
-    if img.ndim == 2:
-        return img
-    return np.clip(np.rint(rgb_to_y(img[:, :, :3])), 0, 255).astype(np.uint8)
-
-
 def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an 8-bit benchmark image as HxW (gray) or HxWx3 (RGB) uint8; alpha is dropped.
 
@@ -348,8 +332,7 @@ def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 def sr_pair(img: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(HR modcropped to ``scale``, bicubic LR made from it): the SR "BI" protocol."""
-    hr = modcrop(img, scale)
-    return hr, SUPER_RESOLUTION.degrade(hr, scale)
+    return SUPER_RESOLUTION.eval_pair(img, scale)
 
 
 def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -358,7 +341,7 @@ def denoise_pair(img: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, 
     The noise comes from ``np.random.default_rng(seed)``; the result is not clipped and not
     quantised.
     """
-    return img, DENOISING.degrade(img, sigma, seed)
+    return DENOISING.eval_pair(img, sigma, seed)
 
 
 def deblock_pair(
@@ -369,13 +352,7 @@ def deblock_pair(
     Default: Y rounded to uint8, encoded as 1 channel. ``colour``: the image as it is (RGB
     encoded with 4:2:0 chroma; a gray file as 1 channel).
     """
-    ref = deblock_reference(img, colour)
-    return ref, DEBLOCKING.degrade(ref, quality)
-
-
-def deblock_reference(img: np.ndarray, colour: bool = False) -> np.ndarray:
-    """What a deblocking result is scored against: the image (``colour``) or its rounded Y."""
-    return img if colour else y_uint8(img)
+    return DEBLOCKING.eval_pair(img, quality, colour=colour)
 
 
 def score_uint8(
@@ -483,19 +460,21 @@ def check_model(spec: Any, request: EvalRequest, source: str = "the model") -> N
     cover the requested level; a non-conditioned denoiser / deblocker trained for a fixed sigma
     / quality must be asked for that level.
     """
-    task = request.task
+    task, level = request.task, request.level
+    assert level is not None
     if spec.task != task:
         raise ConfigError(
             f"{source} is a {spec.describe()} model; it cannot be evaluated with --task {task}"
         )
-    if TASKS[task].upscales:
-        if spec.scale != request.scale:
+    if task.upscales:
+        if spec.scale != level:
             raise ConfigError(
-                f"{source} is a x{spec.scale} super-resolution model, but the request is "
-                f"--scale {request.scale}; use a x{request.scale} model or --scale {spec.scale}"
+                f"{source} is a x{spec.scale} {task.title} model, but the request is "
+                f"--{task.level_key} {level}; use a x{level} model or --{task.level_key} "
+                f"{spec.scale}"
             )
         return
-    check = TASKS[task].check_level(spec, float(request.level), source=source)  # type: ignore[arg-type]
+    check = task.check_level(spec, float(level), source=source)
     if check.problem is not None:
         raise ConfigError(check.message)
 
@@ -509,10 +488,12 @@ def _load_models(request: EvalRequest) -> ModelSet | None:
 
     if request.model is None:
         return None
-    path = resolve_model(request.model, task=request.task, scale=request.scale or 1)
+    assert request.level is not None
+    scale = request.task.scale_of(request.level)
+    path = resolve_model(request.model, task=request.task, scale=scale)
     deblockers = zoo_deblockers() if _deblock_quality(request) is not None else (None, None)
     choice = ModelChoice(path, deblockers=deblockers)
-    models = ModelSet(choice, request.engine_options, RestoreOptions(tile=0, tta=request.tta))
+    models = ModelSet(choice, request.engine, RestoreOptions(tile=0, tta=request.tta))
     check_model(models.primary().engine.spec, request, source=str(request.model))
     return models
 
@@ -528,25 +509,27 @@ def _restore_uint8(restorer: Any, image: np.ndarray, level: float | None) -> np.
     return to_dtype(restorer.restore(image, level), np.uint8)
 
 
-def _given_input(
-    path: Path, task: str, ref: np.ndarray, scale: int, colour: bool = False
-) -> np.ndarray:
-    """A given degraded input, checked against its reference (size and colour)."""
-    img = load_benchmark_image(path)
-    if task == "deblock" and not colour:
-        img = y_uint8(img)
-    want = (ref.shape[0] // scale, ref.shape[1] // scale) if task == "sr" else ref.shape[:2]
-    if img.shape[:2] != want:
-        raise DataError(
-            f"{path}: size {img.shape[1]}x{img.shape[0]} does not match the reference "
-            f"(expected {want[1]}x{want[0]})"
-        )
-    if (task != "deblock" or colour) and img.ndim != ref.ndim:
-        kinds = ("gray", "colour")
-        raise DataError(
-            f"{path}: a {kinds[img.ndim == 3]} input for a {kinds[ref.ndim == 3]} reference image"
-        )
-    return img
+def _degraded_pair(
+    f: Path, index: int, given: Path | None, request: EvalRequest
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, degraded input) of one reference image: the task's protocol, or the given
+    degraded file checked against the reference; then JPEG-coded with ``request.jpeg``."""
+    task, level = request.task, request.level
+    assert level is not None
+    image = load_benchmark_image(f)
+    if given is None:
+        reference, degraded = task.eval_pair(image, level, request.seed + index, request.colour)
+    else:
+        reference = task.eval_reference(image, level, request.colour)
+        try:
+            degraded = task.given_input(
+                load_benchmark_image(given), reference, level, request.colour
+            )
+        except ValueError as exc:
+            raise DataError(f"{given}: {exc}") from None
+    if request.jpeg is not None:
+        degraded = jpeg_compress(degraded, request.jpeg)
+    return reference, degraded
 
 
 def _evaluate_image(
@@ -557,58 +540,24 @@ def _evaluate_image(
     models: ModelSet | None,
 ) -> tuple[ImageScore, np.ndarray]:
     """Degrade (or read the given input), restore and score one reference image."""
-    restorer = models.primary() if models is not None else None
     task, level = request.task, request.level
     assert level is not None
-    img = load_benchmark_image(f)
-    if task == "sr":
-        scale = int(level)
-        if given:
-            hr = modcrop(img, scale)
-            lr = _given_input(given, task, hr, scale)
-        else:
-            hr, lr = sr_pair(img, scale)
-        source: np.ndarray = lr
-        if request.jpeg is not None:
-            lr = jpeg_compress(lr, request.jpeg)
-            source = lr
-            quality = _deblock_quality(request)
-            if models is not None and models.can_deblock and quality is not None:
-                restorer, source = models.for_input(lr, quality)
-        out = (
-            imresize(lr, float(scale))
-            if restorer is None
-            else _restore_uint8(restorer, source, None)
-        )
-        score = score_uint8(f.name, out, hr, crop=scale)
-    elif task == "denoise":
-        if given:
-            clean = img
-            noisy = _given_input(given, task, clean, 1).astype(np.float64) / 255.0
-        else:
-            clean, noisy = denoise_pair(img, float(level), request.seed + index)
-        if restorer is None and request.method == "bm3d":
-            from scn_deploy.baselines import bm3d_denoise
-            from scn_deploy.restorer import to_dtype
-
-            out = to_dtype(bm3d_denoise(noisy, float(level)), np.uint8)
-            score = score_uint8(f.name, out, clean, crop=0)
-        elif restorer is None:
-            score = score_noisy(f.name, noisy, clean)
-            out = np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
-        else:
-            out = _restore_uint8(restorer, noisy.astype(np.float32), float(level))
-            score = score_uint8(f.name, out, clean, crop=0)
+    reference, degraded = _degraded_pair(f, index, given, request)
+    if models is None:
+        assert request.method is not None
+        out = run_baseline(request.method, degraded, level)
     else:
-        colour = request.colour
-        if given:
-            ref = deblock_reference(img, colour)
-            coded = _given_input(given, task, ref, 1, colour)
-        else:
-            ref, coded = deblock_pair(img, int(level), colour)
-        out = coded if restorer is None else _restore_uint8(restorer, coded, float(level))
-        score = score_uint8(f.name, out, ref, crop=0, colour=colour)
-    return score, out
+        quality = _deblock_quality(request) if models.can_deblock else None
+        restorer, source = models.for_input(degraded, quality)
+        if source.dtype != np.uint8:  # an unquantised float input (0-1 units)
+            source = source.astype(np.float32)
+        out = _restore_uint8(restorer, source, task.model_level(level))
+    if out.dtype != np.uint8:  # a baseline's unquantised output: scored on its float values
+        score = score_noisy(f.name, out, reference)
+        return score, np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    crop = task.eval_crop(task.scale_of(level))
+    colour = task.colour_scored(request.colour)
+    return score_uint8(f.name, out, reference, crop=crop, colour=colour), out
 
 
 def _deblock_quality(request: EvalRequest) -> int | None:
@@ -660,7 +609,7 @@ def evaluate_files(
             write_image(save_dir / f"{f.stem}.png", out)
         if progress is not None:
             progress(dataset, i + 1, len(files))
-    colour = any(s.colour for s in scores) and (request.task != "deblock" or request.colour)
+    colour = any(s.colour for s in scores) and request.task.colour_scored(request.colour)
     return DatasetResult(
         dataset=dataset,
         images=len(scores),

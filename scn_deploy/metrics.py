@@ -42,6 +42,13 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return (arr.astype(np.float64) @ _Y_WEIGHTS) / 255.0 + 16.0
 
 
+def y_uint8(img: np.ndarray) -> np.ndarray:
+    """Colour -> BT.601 Y rounded to uint8 (``np.rint``, as KAIR's rgb2ycbcr); gray as is."""
+    if img.ndim == 2:
+        return img
+    return np.clip(np.rint(rgb_to_y(img[:, :, :3])), 0, 255).astype(np.uint8)
+
+
 def _to_uint8(img: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(img)
     if arr.dtype == np.uint8:

@@ -2,10 +2,13 @@
 deblocking. A task owns what differs between them: its degradation (the published protocol,
 shared by evaluation, validation, training batches and int8 calibration), its level (sigma or
 JPEG quality: name, bounds, conditioning value, the one level check), the output suffix and the
-evaluation border crop. Code asks the task instead of branching on its name."""
+evaluation protocol (the reference and the degraded input of a benchmark image, how colour is
+scored, the border crop, the baselines). Code asks the task instead of branching on its name:
+the task names are written here and nowhere else (a repository test checks it)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +34,7 @@ class LevelCheck:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Task:
     """One restoration task.
 
@@ -50,6 +53,17 @@ class Task:
             JPEG's quality, from its quantisation tables).
         patch_multiple: training patches are a multiple of this (JPEG's 8x8 blocks).
         integer_levels: levels are whole numbers (JPEG qualities).
+        conditioned_range: the level range the zoo's conditioned models are trained over
+            (what an untrained conditioned preset is described with, `scn info --preset`).
+        eval_level_range: the levels `scn eval` accepts (low, high; high None: no bound).
+        eval_in_y: evaluation reduces colour images to their rounded Y before degrading and
+            scores that gray image only, unless the colour protocol is asked for (JPEG
+            deblocking: the ARCNN / DnCNN Y protocol; `--colour` the FBCNN colour one).
+        unquantised: the degraded image is a float image in 0-1 units, neither rounded nor
+            clipped (DnCNN's noise protocol); a given 8-bit degraded file is scaled to it.
+
+    A `Task` is compared with other tasks, never with a name: comparing one with a string
+    raises TypeError, so code written for a plain task name fails loudly.
     """
 
     name: str
@@ -63,6 +77,24 @@ class Task:
     level_from_file: bool = False
     patch_multiple: int = 1
     integer_levels: bool = False
+    conditioned_range: tuple[float, float] | None = None
+    eval_level_range: tuple[float, float | None] = (0.0, None)
+    eval_in_y: bool = False
+    unquantised: bool = False
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            raise TypeError(
+                f"a Task is compared with a task, not with the name {other!r}: ask the task "
+                "(its attributes) or compare task.name"
+            )
+        return self is other or (isinstance(other, Task) and self.name == other.name)
+
+    def __hash__(self) -> int:
+        return hash(("Task", self.name))
 
     @property
     def upscales(self) -> bool:
@@ -170,6 +202,88 @@ class Task:
         """Border pixels shaved before scoring: the scale for super-resolution, none else."""
         return scale if self.upscales else 0
 
+    # -- the evaluation protocol ----------------------------------------------------------------
+    def scale_of(self, level: float) -> int:
+        """The upscaling factor of a request at `level` (super-resolution: the level)."""
+        return int(level) if self.upscales else 1
+
+    def model_level(self, level: float) -> float | None:
+        """What a model of this task is conditioned on at `level` (None: the scale is the
+        model's own)."""
+        return None if self.upscales else float(level)
+
+    def level_text(self, level: float) -> str:
+        """A level in words: "x2", "sigma 25", "quality 10"."""
+        if self.level_name is None:
+            return f"x{level:g}"
+        return f"{self.level_name} {level:g}"
+
+    def level_problem(self, level: object) -> str | None:
+        """Why `level` is not a level `scn eval` can run (None: it is)."""
+        integer = self.upscales or self.integer_levels
+        lo, hi = self.eval_level_range
+        if integer:
+            ok = isinstance(level, int) and not isinstance(level, bool)
+        else:
+            ok = isinstance(level, int | float) and math.isfinite(level)
+        if ok and lo <= level and (hi is None or level <= hi):  # type: ignore[operator]
+            return None
+        kind = "an integer" if integer else "a number"
+        bounds = f">= {lo:g}" if hi is None else f"in {lo:g}..{hi:g}"
+        return f"--{self.level_key} must be {kind} {bounds}, got {level}"
+
+    def colour_scored(self, colour: bool = False) -> bool:
+        """Whether evaluation scores colour (PSNR over RGB beside Y); `colour`: the colour
+        protocol was asked for (see `eval_in_y`)."""
+        return colour or not self.eval_in_y
+
+    def eval_reference(self, image: np.ndarray, level: float, colour: bool = False) -> np.ndarray:
+        """What a benchmark image's restoration is scored against: the uint8 image cropped to
+        a multiple of the scale (super-resolution's modcrop), reduced to its rounded BT.601 Y
+        where the task evaluates in Y (`eval_in_y`) and the colour protocol is not asked."""
+        from scn_deploy.degrade import modcrop
+        from scn_deploy.metrics import y_uint8
+
+        reference = modcrop(image, self.scale_of(level))
+        return reference if self.colour_scored(colour) else y_uint8(reference)
+
+    def eval_pair(
+        self,
+        image: np.ndarray,
+        level: float,
+        seed: int | None = None,
+        colour: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(reference, degraded input) of a benchmark image: `eval_reference` and its
+        published degradation (`degrade`; `seed` seeds the noise)."""
+        reference = self.eval_reference(image, level, colour)
+        return reference, self.degrade(reference, level, seed)
+
+    def given_input(
+        self, degraded: np.ndarray, reference: np.ndarray, level: float, colour: bool = False
+    ) -> np.ndarray:
+        """A given degraded 8-bit image made into what `eval_pair` would have produced (the
+        task's Y, its float units); raises ValueError when it does not fit the reference
+        (size: the reference's divided by the scale; gray or colour)."""
+        from scn_deploy.metrics import y_uint8
+
+        if not self.colour_scored(colour):
+            degraded = y_uint8(degraded)
+        scale = self.scale_of(level)
+        want = (reference.shape[0] // scale, reference.shape[1] // scale)
+        if degraded.shape[:2] != want:
+            raise ValueError(
+                f"size {degraded.shape[1]}x{degraded.shape[0]} does not match the reference "
+                f"(expected {want[1]}x{want[0]})"
+            )
+        if degraded.ndim != reference.ndim:
+            kinds = ("gray", "colour")
+            raise ValueError(
+                f"a {kinds[degraded.ndim == 3]} input for a {kinds[reference.ndim == 3]} "
+                "reference image"
+            )
+        return degraded.astype(np.float64) / 255.0 if self.unquantised else degraded
+
     # -- the degradation ------------------------------------------------------------------------
     def degrade(
         self, clean: np.ndarray, level: float, rng: np.random.Generator | int | None = None
@@ -191,7 +305,9 @@ class Task:
         return jpeg_compress(clean, int(level))
 
 
-SUPER_RESOLUTION = Task("sr", "super-resolution", "upscale", baselines=("bicubic",))
+SUPER_RESOLUTION = Task(
+    "sr", "super-resolution", "upscale", baselines=("bicubic",), eval_level_range=(2.0, None)
+)
 DENOISING = Task(
     "denoise",
     "denoising",
@@ -201,6 +317,8 @@ DENOISING = Task(
     typical_level=25.0,
     suffix="_denoised",
     baselines=("identity", "bm3d"),
+    conditioned_range=(0.0, 75.0),
+    unquantised=True,
 )
 DEBLOCKING = Task(
     "deblock",
@@ -214,13 +332,18 @@ DEBLOCKING = Task(
     level_from_file=True,
     patch_multiple=8,
     integer_levels=True,
+    conditioned_range=(10.0, 90.0),
+    eval_level_range=(1.0, 100.0),
+    eval_in_y=True,
 )
 TASKS: dict[str, Task] = {t.name: t for t in (SUPER_RESOLUTION, DENOISING, DEBLOCKING)}
 TASK_NAMES = tuple(TASKS)
 
 
-def task_named(name: str) -> Task:
-    """The task of a name ("sr", "denoise", "deblock")."""
+def task_named(name: str | Task) -> Task:
+    """The task of a name ("sr", "denoise", "deblock"); a `Task` is returned as it is."""
+    if isinstance(name, Task):
+        return name
     try:
         return TASKS[name]
     except KeyError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -10,10 +11,13 @@ from typer.testing import CliRunner
 
 from scn_deploy.cli import app
 
-torch = pytest.importorskip("torch")
 runner = CliRunner()
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="counts an untrained network: needs torch"
+)
 
 
+@needs_torch
 def test_info_preset_json_has_published_wdsr_count() -> None:
     res = runner.invoke(app, ["info", "--preset", "base", "--scales", "1", "--json"])
     assert res.exit_code == 0, res.output
@@ -23,6 +27,7 @@ def test_info_preset_json_has_published_wdsr_count() -> None:
     assert data["config"]["arch"]["num_blocks"] == 16
 
 
+@needs_torch
 def test_info_model_file(tmp_path: Path) -> None:
     from scn_deploy.arch import preset_spec
     from scn_deploy.arch.scn import build_network, count_parameters
@@ -50,3 +55,21 @@ def test_info_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["info", "--preset", "huge"])
     assert res.exit_code == 1 and "unknown preset" in res.output
+
+
+@needs_torch
+def test_info_conditioned_preset_takes_the_tasks_range() -> None:
+    """--conditioned describes the preset with the range the zoo's models are trained over."""
+    from scn_deploy.tasks import TASKS
+
+    for name in ("denoise", "deblock"):
+        args = ["info", "--preset", "tiny", "--task", name, "--conditioned", "--json"]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        level_range = tuple(json.loads(res.stdout)["config"]["level_range"])
+        assert level_range == TASKS[name].conditioned_range
+
+
+def test_info_super_resolution_presets_are_not_conditioned() -> None:
+    res = runner.invoke(app, ["info", "--preset", "tiny", "--task", "sr", "--conditioned"])
+    assert res.exit_code == 1 and "super-resolution models are not conditioned" in res.output

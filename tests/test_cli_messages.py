@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import scn_deploy
 from scn_deploy.cli import app
 from scn_deploy.cli.app import err, fail
-from scn_deploy.cli.restoring import RichReporter
+from scn_deploy.cli.progress import RichReporter
 from scn_deploy.imageio import IMAGE_EXTENSIONS
 
 runner = CliRunner()

@@ -115,7 +115,7 @@ def test_identity_denoise_matches_analytic_psnr(tmp_path: Path) -> None:
     write_image(folder / "x.png", cam[:256, :256])
     write_image(folder / "y.png", cam[256:, 256:])
     sigma = 25.0
-    result = evaluate(EvalRequest(data=[folder], task="denoise", sigma=sigma, method="identity"))
+    result = evaluate(EvalRequest(data=[folder], task="denoise", level=sigma, method="identity"))
     (r,) = result.results
     # Not clipped, not quantised: the PSNR of the noisy input is 20 log10(255 / sigma).
     assert r.psnr_y == pytest.approx(20 * math.log10(255 / sigma), abs=0.1)
@@ -124,10 +124,10 @@ def test_identity_denoise_matches_analytic_psnr(tmp_path: Path) -> None:
     doc = result.to_dict()
     assert doc["sigma"] == 25 and doc["method"] == "identity" and "scale" not in doc
     # Deterministic per seed; another seed gives other noise.
-    again = evaluate(EvalRequest(data=[folder], task="denoise", sigma=sigma, method="identity"))
+    again = evaluate(EvalRequest(data=[folder], task="denoise", level=sigma, method="identity"))
     assert again.results[0].psnr_y == r.psnr_y
     other = evaluate(
-        EvalRequest(data=[folder], task="denoise", sigma=sigma, method="identity", seed=5)
+        EvalRequest(data=[folder], task="denoise", level=sigma, method="identity", seed=5)
     )
     assert other.results[0].psnr_y != r.psnr_y
 
@@ -143,8 +143,8 @@ def test_bm3d_baseline_follows_the_denoise_protocol(gray_dir: Path, colour_dir: 
         ["eval", "--data", str(gray_dir), "--task", "denoise", "--sigma", "25", "--method", "bm3d"],
     )
     assert result.exit_code == 0, result.output
-    res = evaluate(EvalRequest(data=[gray_dir], task="denoise", sigma=25.0, method="bm3d"))
-    noisy_in = evaluate(EvalRequest(data=[gray_dir], task="denoise", sigma=25.0, method="identity"))
+    res = evaluate(EvalRequest(data=[gray_dir], task="denoise", level=25.0, method="bm3d"))
+    noisy_in = evaluate(EvalRequest(data=[gray_dir], task="denoise", level=25.0, method="identity"))
     assert res.results[0].psnr_y > noisy_in.results[0].psnr_y + 5
     # The same numbers by hand: image i of the folder gets seed i.
     first = sorted(gray_dir.iterdir())[0]
@@ -158,9 +158,9 @@ def test_bm3d_baseline_follows_the_denoise_protocol(gray_dir: Path, colour_dir: 
     _, other_noise = denoise_pair(read_image(first), 25.0, 1)
     other = np.clip(np.rint(bm3d.bm3d(other_noise, sigma_psd=25 / 255) * 255), 0, 255)
     assert abs(psnr(other.astype(np.uint8), clean) - res.results[0].per_image[0].psnr_y) > 0.02
-    colour = evaluate(EvalRequest(data=[colour_dir], task="denoise", sigma=15.0, method="bm3d"))
+    colour = evaluate(EvalRequest(data=[colour_dir], task="denoise", level=15.0, method="bm3d"))
     noisy_c = evaluate(
-        EvalRequest(data=[colour_dir], task="denoise", sigma=15.0, method="identity")
+        EvalRequest(data=[colour_dir], task="denoise", level=15.0, method="identity")
     )
     assert colour.results[0].psnr_rgb > noisy_c.results[0].psnr_rgb + 3
     doc = colour.to_dict()
@@ -169,13 +169,13 @@ def test_bm3d_baseline_follows_the_denoise_protocol(gray_dir: Path, colour_dir: 
 
 def test_bm3d_is_for_denoising_only(colour_dir: Path) -> None:
     with pytest.raises(RequestError, match="its baselines: identity"):
-        EvalRequest(data=[colour_dir], task="deblock", quality=10, method="bm3d").validate()
+        EvalRequest(data=[colour_dir], task="deblock", level=10, method="bm3d").validate()
 
 
 def test_identity_deblock_psnr_increases_with_quality(colour_dir: Path) -> None:
     values = []
     for q in (10, 30, 60, 90):
-        res = evaluate(EvalRequest(data=[colour_dir], task="deblock", quality=q, method="identity"))
+        res = evaluate(EvalRequest(data=[colour_dir], task="deblock", level=q, method="identity"))
         (r,) = res.results
         assert r.psnr_rgb is None  # deblocking is measured on the gray (Y) image only
         values.append((r.psnr_y, r.ssim_y))
@@ -205,16 +205,16 @@ def test_colour_jpeg_protocol(colour_dir: Path, tmp_path: Path) -> None:
     assert r["psnr_rgb"] == pytest.approx(np.mean(want_rgb), abs=1e-9)
     # Not the Y protocol: chroma subsampling costs RGB PSNR, and the numbers differ.
     (gray,) = evaluate(
-        EvalRequest(data=[colour_dir], task="deblock", quality=15, method="identity")
+        EvalRequest(data=[colour_dir], task="deblock", level=15, method="identity")
     ).results
     assert gray.psnr_rgb is None and gray.psnr_y != pytest.approx(r["psnr_y"], abs=1e-3)
     assert "colour" not in json.dumps(
         evaluate(
-            EvalRequest(data=[colour_dir], task="deblock", quality=15, method="identity")
+            EvalRequest(data=[colour_dir], task="deblock", level=15, method="identity")
         ).to_dict()
     )
     with pytest.raises(RequestError, match="--colour applies to --task deblock"):
-        EvalRequest(data=[colour_dir], task="sr", scale=2, method="bicubic", colour=True).validate()
+        EvalRequest(data=[colour_dir], task="sr", level=2, method="bicubic", colour=True).validate()
 
 
 def test_save_images_and_given_inputs(colour_dir: Path, tmp_path: Path) -> None:
@@ -354,9 +354,9 @@ def test_usage_errors_exit_2(colour_dir: Path, args: list[str], message: str) ->
 
 def test_request_validation_in_the_library(colour_dir: Path) -> None:
     with pytest.raises(RequestError, match="--quality must be"):
-        evaluate(EvalRequest(data=[colour_dir], task="deblock", quality=0, method="identity"))
+        evaluate(EvalRequest(data=[colour_dir], task="deblock", level=0, method="identity"))
     with pytest.raises(RequestError, match="given twice"):
-        evaluate(EvalRequest(data=[colour_dir, colour_dir], task="sr", scale=2, method="bicubic"))
+        evaluate(EvalRequest(data=[colour_dir, colour_dir], task="sr", level=2, method="bicubic"))
 
 
 def test_tables_script_renders_methods_and_models(colour_dir: Path, tmp_path: Path) -> None:

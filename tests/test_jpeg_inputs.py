@@ -188,6 +188,7 @@ def test_without_a_deblocking_model_jpegs_are_upscaled_as_they_are(
 def test_eval_jpeg_protocol(
     tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from scn_deploy.engines.options import EngineOptions
     from scn_deploy.evaluate import EvalRequest, RequestError, evaluate, jpeg_compress, sr_pair
     from scn_deploy.metrics import psnr
 
@@ -195,20 +196,21 @@ def test_eval_jpeg_protocol(
     folder = tmp_path / "Mini"
     folder.mkdir()
     Image.fromarray(photo).save(folder / "a.png")
-    base = {"data": [folder], "task": "sr", "scale": 2, "jpeg": 30}
+    base = {"data": [folder], "task": "sr", "level": 2, "jpeg": 30}
     bicubic = evaluate(EvalRequest(**base, method="bicubic")).to_dict()
     hr, lr = sr_pair(photo, 2)
     from scn_deploy.degrade import imresize
 
     expected = psnr(imresize(jpeg_compress(lr, 30), 2.0), hr, crop_border=2)
     assert bicubic["jpeg"] == 30 and bicubic["results"][0]["psnr_y"] == pytest.approx(expected)
-    auto = evaluate(EvalRequest(**base, model="sr-x2", engine="torch")).to_dict()
-    off = evaluate(EvalRequest(**base, model="sr-x2", engine="torch", deblock="off")).to_dict()
+    torch = EngineOptions(engine="torch")
+    auto = evaluate(EvalRequest(**base, model="sr-x2", engine=torch)).to_dict()
+    off = evaluate(EvalRequest(**base, model="sr-x2", engine=torch, deblock="off")).to_dict()
     assert auto["deblock"] == "auto (quality 30)" and off["deblock"] == "off"
     assert auto["results"][0]["psnr_y"] != off["results"][0]["psnr_y"]
-    clean = evaluate(EvalRequest(data=[folder], task="sr", scale=2, model="sr-x2")).to_dict()
+    clean = evaluate(EvalRequest(data=[folder], task="sr", level=2, model="sr-x2")).to_dict()
     assert "jpeg" not in clean and "deblock" not in clean
-    for bad in ({"task": "deblock", "quality": 20}, {"deblock": "maybe"}):
+    for bad in ({"task": "deblock", "level": 20}, {"deblock": "maybe"}):
         request = EvalRequest(**{**base, "model": "sr-x2", **bad})
         with pytest.raises(RequestError):
             request.validate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,72 @@ def test_every_test_that_needs_a_gpu_carries_the_gpu_marker() -> None:
             before = text[: match.start()].rsplit("\ndef ", 1)[-1]
             module_wide = "pytestmark" in text and "pytest.mark.gpu" in text.split("def ", 1)[0]
             assert module_wide or "@pytest.mark.gpu" in before, (path.name, match.group())
+
+
+def _task_name_branches(tree: ast.AST, names: frozenset[str]) -> list[tuple[int, str]]:
+    """Where code branches on a literal task name: a comparison with one (``== "sr"``,
+    ``in ("denoise", ...)``, ``TaskName.deblock``), a ``case "sr":``, or a dict literal keyed
+    by task names (a lookup table standing in for a branch)."""
+
+    def literal(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        if isinstance(node, ast.Attribute):  # a member named after a task: TaskName.sr
+            owner = node.value
+            return node.attr in names and isinstance(owner, ast.Name) and owner.id[:1].isupper()
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return any(literal(e) for e in node.elts)
+        return False
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(
+            literal(operand) for operand in (node.left, *node.comparators)
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.MatchValue) and literal(node.value):
+            found.append((node.lineno, f"case {ast.unparse(node.value)}"))
+        elif isinstance(node, ast.Dict) and any(k is not None and literal(k) for k in node.keys):
+            found.append((node.lineno, ast.unparse(node)[:60]))
+    return found
+
+
+def test_no_code_outside_tasks_branches_on_a_task_name() -> None:
+    """The task names are data of `scn_deploy.tasks`: code elsewhere asks the `Task` (its
+    attributes and methods) instead of comparing a task with "sr", "denoise" or "deblock"."""
+    from scn_deploy.tasks import TASK_NAMES
+
+    names = frozenset(TASK_NAMES)
+    package = ROOT / "scn_deploy"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "tasks.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        found += [
+            f"{path.relative_to(ROOT)}:{line}: {code}"
+            for line, code in _task_name_branches(tree, names)
+        ]
+    assert not found, "\n".join(found)
+
+
+def test_the_task_name_check_finds_each_kind_of_branch() -> None:
+    names = frozenset({"sr", "denoise", "deblock"})
+    branches = """
+if task == "sr": pass
+if spec.task != "deblock": pass
+if name in ("denoise", "x"): pass
+if task == TaskName.denoise: pass
+command = {"sr": "upscale", "denoise": "denoise"}[task]
+match task:
+    case "deblock": pass
+"""
+    assert len(_task_name_branches(ast.parse(branches), names)) == 6
+    allowed = """
+def f(task: str = "sr"): pass
+resolve_model(None, task="sr")
+if task.upscales and key == "scale": pass
+if setting.mode == "off": pass
+if result.deblock is not None: pass
+"""
+    assert _task_name_branches(ast.parse(allowed), names) == []

@@ -53,7 +53,9 @@ def test_zoo_export_reproduces_torch(entry) -> None:
     assert np.abs(onnx_engine.infer(x, level) - torch_engine.infer(x, level)).max() < 1e-4
 
 
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.spec.task == "sr"], ids=lambda e: e.name)
+@pytest.mark.parametrize(
+    "entry", [e for e in ENTRIES if e.spec.task.upscales], ids=lambda e: e.name
+)
 @pytest.mark.parametrize("engine", ["torch", "onnx"])
 def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -> None:
     if engine == "torch":
@@ -69,7 +71,7 @@ def test_sr_zoo_model_beats_bicubic(entry, engine: str, photo_rgb: np.ndarray) -
     assert gain > 0.5, f"{entry.name} ({engine}) gains only {gain:.2f} dB over bicubic"
 
 
-RESTORE_ENTRIES = [e for e in ENTRIES if e.spec.task != "sr"]
+RESTORE_ENTRIES = [e for e in ENTRIES if not e.spec.task.upscales]
 
 
 @pytest.mark.parametrize("entry", RESTORE_ENTRIES, ids=lambda e: e.name)
@@ -86,9 +88,9 @@ def test_restore_zoo_model_improves_its_input(entry, engine: str, photo_rgb: np.
     crop = photo_rgb[96 : 96 + 120, 160 : 160 + 120]
     clean = crop if spec.channels == 3 else np.rint(rgb_to_y(crop)).astype(np.uint8)
     restorer = Restorer(load_engine(entry.path, EngineOptions(engine=engine)))
-    levels = (15.0, 50.0) if spec.task == "denoise" else (10, 40)
+    levels = (15.0, 50.0) if spec.task.name == "denoise" else (10, 40)
     for level in levels:
-        if spec.task == "denoise":
+        if spec.task.name == "denoise":
             rng = np.random.default_rng(int(level))
             degraded = (clean / 255.0 + rng.normal(0, level / 255, clean.shape)).astype(np.float32)
             before = psnr(np.clip(np.rint(degraded * 255), 0, 255).astype(np.uint8), clean)
@@ -239,3 +241,61 @@ def test_scn_denoise_sends_gray_images_to_the_gray_model(
 
 def zoo_path_of(name: str) -> Path:
     return next(e.path for e in ENTRIES if e.name == name)
+
+
+def test_each_zoo_entry_is_declared_as_its_file_says() -> None:
+    """One entry per model: every model file in models/ is declared once, and its declared
+    task, scale, colour and tier are what the file itself says."""
+    from scn_deploy.paths import models_dir
+    from scn_deploy.zoo import ZOO, tier_of, zoo_model, zoo_model_named
+
+    files = sorted(p.stem for p in models_dir().glob("*.safetensors"))
+    assert files and set(files) <= {m.name for m in ZOO}
+    for entry in ENTRIES:
+        declared = zoo_model_named(entry.name)
+        assert declared is not None and declared.path == entry.path
+        spec = entry.spec
+        assert declared.task == spec.task and declared.scale == spec.scale, entry.name
+        assert declared.gray == (spec.channels == 1) and declared.tier == tier_of(spec)
+        assert declared.card.exists() and declared.results_path.exists()
+        lookup = zoo_model(
+            spec.task, spec.scale, gray=declared.gray, tier=declared.tier, role=declared.role
+        )
+        assert lookup is declared
+
+
+def test_scn_info_takes_zoo_names_like_every_model_option() -> None:
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+    from scn_deploy.info import summarize_file
+
+    by_name = {e.name: e for e in ENTRIES}
+    for name in ("sr-x2", "denoise-gray-fast"):
+        res = CliRunner().invoke(app, ["info", name, "--json"])
+        assert res.exit_code == 0, res.output
+        shown = json.loads(res.stdout)
+        assert shown["source"] == str(by_name[name].path)
+        assert shown["config"] == by_name[name].spec.to_dict()
+        assert shown["params"] == summarize_file(by_name[name].path).params > 0
+    table = CliRunner().invoke(app, ["info", "sr-x3"])
+    assert table.exit_code == 0 and "super-resolution x3" in table.stdout
+    res = CliRunner().invoke(app, ["info", "sr-x9"])
+    assert res.exit_code == 1 and "no model file or zoo model named 'sr-x9'" in res.output
+    assert "sr-x2" in res.output  # the installed names are listed
+
+
+def test_a_model_of_another_task_names_the_command_that_runs_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.tasks import DENOISING
+    from scn_deploy.zoo import resolve_task_model
+
+    path, spec = resolve_task_model(None, task="denoise", fast=True)
+    assert path.stem == "denoise-fast" and spec.task is DENOISING
+    with pytest.raises(ConfigError, match=r"is a denoising, sigma .* model: use `scn denoise`"):
+        resolve_task_model("denoise-gray", task="sr")
+    res = CliRunner().invoke(app, ["upscale", str(tmp_path / "x.png"), "--model", "deblock"])
+    assert res.exit_code == 2 and "use `scn deblock`" in res.output

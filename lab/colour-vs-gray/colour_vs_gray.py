@@ -66,8 +66,8 @@ def main() -> None:
 
     colour = Restorer(load_engine(args.colour, EngineOptions(engine=args.engine)))
     gray = Restorer(load_engine(args.gray, EngineOptions(engine=args.engine)))
-    task = colour.spec.task
-    if colour.spec.channels != 3 or gray.spec.channels != 1 or gray.spec.task != task:
+    task = colour.spec.task.name
+    if colour.spec.channels != 3 or gray.spec.channels != 1 or gray.spec.task != colour.spec.task:
         raise SystemExit("need a 3-channel --colour and a 1-channel --gray model of one task")
     levels = args.level or ([15.0, 25.0, 50.0] if task == "denoise" else [10.0, 20.0, 40.0])
     files = split_held_out(collect_files(args.data), seed=args.seed, count=args.val_count)[1]

@@ -165,7 +165,8 @@ class ModelSpec:
     """Everything a model file says about its network, besides the weights.
 
     Attributes:
-        task: "sr", "denoise" or "deblock".
+        task: the `Task` (written as its name, "sr", "denoise" or "deblock", in model files
+            and ONNX metadata; a name given here is looked up).
         arch: the network configuration.
         preset: the preset the architecture came from, if any.
         sigma: fixed Gaussian noise level (0-255 units) of a non-conditioned denoiser.
@@ -178,7 +179,7 @@ class ModelSpec:
             images: JPEG inputs go to it as they are, without the deblocking stage).
     """
 
-    task: str
+    task: Task
     arch: SCNConfig
     preset: str | None = None
     sigma: float | None = None
@@ -189,6 +190,8 @@ class ModelSpec:
     input_kind: str = "clean"
 
     def __post_init__(self) -> None:
+        if isinstance(self.task, str):
+            self.task = task_named(self.task)
         if isinstance(self.level_range, list):
             self.level_range = (float(self.level_range[0]), float(self.level_range[1]))
         self.validate()
@@ -207,11 +210,11 @@ class ModelSpec:
 
     @property
     def task_info(self) -> Task:
-        """The `Task` of `task`: its degradation, level, suffix and scoring."""
-        return task_named(self.task)
+        """`task` (its older name, from when `task` was the task's name)."""
+        return self.task
 
     def validate(self) -> None:
-        upscales = task_named(self.task).upscales
+        upscales = self.task.upscales
         if upscales and self.arch.upscale == 1:
             raise ConfigError("an sr model needs upscale 2, 3 or 4")
         if not upscales and self.arch.upscale != 1:
@@ -232,14 +235,14 @@ class ModelSpec:
 
         See `Task.condition_value`.
         """
-        return self.task_info.condition_value(level)
+        return self.task.condition_value(level)
 
     def describe(self) -> str:
-        return self.task_info.describe(self)
+        return self.task.describe(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "task": self.task,
+            "task": self.task.name,
             "arch": self.arch.to_dict(),
             "preset": self.preset,
             "sigma": self.sigma,
@@ -259,7 +262,7 @@ class ModelSpec:
         try:
             arch = SCNConfig.from_dict(dict(data["arch"]))
             return cls(
-                task=data["task"],
+                task=task_named(data["task"]),
                 arch=arch,
                 preset=data.get("preset"),
                 sigma=data.get("sigma"),

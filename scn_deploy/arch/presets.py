@@ -121,7 +121,7 @@ def preset_spec(
         **overrides,
     )
     return ModelSpec(
-        task=task,
+        task=TASKS[task],
         arch=arch,
         preset=preset,
         sigma=sigma if TASKS[task].level_name == "sigma" else None,

@@ -9,6 +9,7 @@ Commands declare options and call one library function each; library code raises
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from scn_deploy import __version__
+from scn_deploy.tasks import TASK_NAMES
 
 app = typer.Typer(
     name="scn",
@@ -30,10 +32,13 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 
-class Task(StrEnum):
-    sr = "sr"
-    denoise = "denoise"
-    deblock = "deblock"
+def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
+    """An option's choices as an enum built from the library's list of them (each member's
+    name and value are the choice), so the command line never repeats the list."""
+    return StrEnum(name, [(value, value) for value in values])  # type: ignore[return-value]
+
+
+TaskName = choices("TaskName", TASK_NAMES)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

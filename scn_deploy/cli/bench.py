@@ -62,17 +62,20 @@ def bench_command(
 ) -> None:
     """Measure output megapixels/s, ms per tile, peak memory and GFLOP/s vs the GEMM peak."""
     from scn_deploy.bench import BenchRequest, BenchResult, run_bench
+    from scn_deploy.engines.options import EngineOptions
 
     request = BenchRequest(
         model=model,
-        engine=engine.value,
-        device=device,
-        precision=None if precision == Precision.auto else precision.value,
+        engine=EngineOptions(
+            engine=engine.value,
+            device=device,
+            precision=None if precision == Precision.auto else precision.value,
+            num_scales=scales,
+        ),
         tile=tile,
         batch=batch,
         size=parse_hw(size, "--size"),
         repeat=repeat,
-        scales=scales,
     )
     if compare and versus:
         raise fail("--compare and --vs are separate reports: give one", 2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from scn_deploy.cli.app import Task, app, err, fail, out
+from scn_deploy.cli.app import TaskName, app, choices, err, fail, out
 from scn_deploy.cli.restoring import Device, Engine, EngineOpt, Precision, PrecisionOpt
 from scn_deploy.errors import ScnError
+from scn_deploy.tasks import TASKS
 
-
-class Method(StrEnum):
-    bicubic = "bicubic"
-    identity = "identity"
-    bm3d = "bm3d"
+#: The baselines of every task (`Task.baselines`).
+Method = choices("Method", dict.fromkeys(m for t in TASKS.values() for m in t.baselines))
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -40,7 +37,7 @@ def eval_command(
             "benchmark name such as Set5 is looked up under the data root.",
         ),
     ],
-    task: Annotated[Task, typer.Option(help="What to evaluate: sr, denoise or deblock.")],
+    task: Annotated[TaskName, typer.Option(help="What to evaluate: sr, denoise or deblock.")],
     model: Annotated[
         str | None,
         typer.Option(help="Model file (.safetensors / .onnx) or zoo name. Or use --method."),
@@ -116,17 +113,21 @@ def eval_command(
     precision: PrecisionOpt = Precision.auto,
 ) -> None:
     """Evaluate a model or a baseline on benchmark folders: PSNR / SSIM per dataset."""
-    from scn_deploy.evaluate import LEVEL_KEYS, EvalRequest, RequestError, evaluate, write_json
+    from scn_deploy.engines.options import EngineOptions
+    from scn_deploy.evaluate import EvalRequest, RequestError, evaluate, request_level, write_json
+    from scn_deploy.tasks import task_named
 
+    kind = task_named(task.value)
+    try:
+        level = request_level(kind, {"scale": scale, "sigma": sigma, "quality": quality})
+    except RequestError as exc:
+        raise fail(str(exc), 2) from None
     request = EvalRequest(
         data=list(data),
-        task=task.value,
-        scale=scale,
-        sigma=sigma,
-        quality=quality,
+        task=kind,
+        level=level,
         model=model,
         method=method.value if method is not None else None,
-        scales=scales,
         tta=tta,
         colour=colour,
         jpeg=jpeg,
@@ -134,9 +135,12 @@ def eval_command(
         inputs=inputs,
         save_images=save_images,
         seed=seed,
-        engine=engine.value,
-        device=device,
-        precision=None if precision == Precision.auto else precision.value,
+        engine=EngineOptions(
+            engine=engine.value,
+            device=device,
+            precision=None if precision == Precision.auto else precision.value,
+            num_scales=scales,
+        ),
     )
     try:
         request.validate()
@@ -166,8 +170,6 @@ def eval_command(
         except ScnError as exc:
             raise fail(str(exc)) from None
 
-    key = LEVEL_KEYS[result.task]
-    level = f"x{result.level}" if key == "scale" else f"{key} {result.level:g}"
     what = result.model if result.model is not None else result.method
     extra = []
     if result.scales is not None:
@@ -180,7 +182,9 @@ def eval_command(
         extra.append(f"JPEG q{result.jpeg} LR")
     if result.deblock is not None:
         extra.append(f"deblock {result.deblock}")
-    title = f"{result.task} {level}, {what}" + (f" ({', '.join(extra)})" if extra else "")
+    title = f"{result.task.name} {result.task.level_text(result.level)}, {what}"
+    if extra:
+        title += f" ({', '.join(extra)})"
     table = Table(title=escape(title))
     table.add_column("dataset", style="bold")
     table.add_column("images", justify="right")

@@ -1,24 +1,27 @@
-"""`scn info`: describe a model file or a preset network."""
+"""`scn info`: describe a model (a file or a zoo name) or a preset network."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from scn_deploy.cli.app import Task, app, fail, out
-from scn_deploy.errors import ScnError
+from scn_deploy.cli.app import TaskName, app, fail, out
+from scn_deploy.errors import ConfigError, ScnError
 
 
 @app.command()
 def info(
     model: Annotated[
-        Path | None, typer.Argument(help="A model file (.safetensors). Omit with --preset.")
+        str | None,
+        typer.Argument(
+            help="A model: a zoo name (see `scn models`) or a file (.safetensors). Omit with "
+            "--preset."
+        ),
     ] = None,
     preset: Annotated[
         str | None,
@@ -26,7 +29,7 @@ def info(
             help="Describe an untrained network of this preset (tiny, fast, small, base, paper)."
         ),
     ] = None,
-    task: Annotated[Task, typer.Option(help="Task of the preset network.")] = Task.sr,
+    task: Annotated[TaskName, typer.Option(help="Task of the preset network.")] = TaskName("sr"),
     scale: Annotated[int, typer.Option(help="Upscaling factor for --task sr (2, 3 or 4).")] = 2,
     channels: Annotated[int, typer.Option(help="Image channels: 1 (gray) or 3 (RGB).")] = 3,
     num_scales: Annotated[
@@ -48,18 +51,21 @@ def info(
 ) -> None:
     """Show a model's configuration, parameter count and FLOPs per output megapixel."""
     from scn_deploy.info import summarize_file, summarize_spec
+    from scn_deploy.tasks import task_named
+    from scn_deploy.zoo import model_path
 
     if (model is None) == (preset is None):
-        raise fail("give either a MODEL file or --preset NAME", 2)
+        raise fail("give either a MODEL (a file or a zoo name) or --preset NAME", 2)
     try:
         if model is not None:
-            summary = summarize_file(model, num_scales)
+            summary = summarize_file(model_path(model), num_scales)
         else:
             from scn_deploy.arch.presets import preset_spec
 
-            level_range = None
-            if conditioned:
-                level_range = (0.0, 75.0) if task == Task.denoise else (10.0, 90.0)
+            kind = task_named(task.value)
+            level_range = kind.conditioned_range if conditioned else None
+            if conditioned and level_range is None:
+                raise ConfigError(f"{kind.title} models are not conditioned")
             spec = preset_spec(
                 preset or "",
                 task=task.value,

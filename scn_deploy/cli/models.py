@@ -61,7 +61,7 @@ def _benchmarks(results: Any) -> dict[str, float]:
 
 
 def _setting(spec: Any) -> str:
-    task = spec.task_info
+    task = spec.task
     if task.upscales:
         return f"x{spec.scale}"
     if spec.level_range is not None:
@@ -88,7 +88,7 @@ def models(
     rows = [
         {
             "name": e.name,
-            "task": e.spec.task,
+            "task": e.spec.task.name,
             "setting": _setting(e.spec),
             "channels": e.spec.channels,
             "preset": e.spec.preset,

@@ -1,20 +1,19 @@
-"""What `scn upscale`, `scn denoise` and `scn deblock` share: options, checks, progress.
+"""The options `scn upscale`, `scn denoise` and `scn deblock` share, and the step that runs them.
 
 Each command module declares only its own options and receives the shared ones (`Common`,
 declared once here) through `@restoration_command`. It calls `execute`, which checks the
 options against the model (usage errors: exit 2), turns them into the library's option
-groups (`EngineOptions`, `RestoreOptions`, `FileOptions`, cluster), runs
-`scn_deploy.pipeline.run` with a rich progress display on stderr, and prints either a
-summary (stderr) or one JSON line (stdout). Exit code 1 when any file failed.
+groups (`EngineOptions`, `RestoreOptions`, `FileOptions`, cluster) and runs
+`scn_deploy.pipeline.run`; `cli/progress.py` shows its progress and summary. Exit code 1 when
+any file failed. The choices of --engine, --precision and --format are the library's lists
+(`engines.registry.ENGINE_NAMES` / `PRECISIONS`, `imageio.OUTPUT_FORMATS`).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields, replace
 from enum import StrEnum
@@ -23,47 +22,22 @@ from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from scn_deploy.arch.config import ModelSpec
-from scn_deploy.cli.app import err, fail
+from scn_deploy.cli.app import choices, err, fail
+from scn_deploy.cli.progress import RichReporter, report_summary
 from scn_deploy.engines.options import EngineOptions
+from scn_deploy.engines.registry import ENGINE_NAMES, PRECISIONS
 from scn_deploy.errors import ConfigError, ScnError
-from scn_deploy.files import FileOptions, Job
-from scn_deploy.imageio import DEFAULT_MAX_PIXELS
+from scn_deploy.files import FileOptions
+from scn_deploy.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from scn_deploy.modelset import spec_of
-from scn_deploy.pipeline import ClusterExecutor, Reporter, RunRequest, RunSummary
+from scn_deploy.pipeline import ClusterExecutor, RunRequest
 from scn_deploy.restorer import RestoreOptions
 
-
-class Engine(StrEnum):
-    auto = "auto"
-    torch = "torch"
-    onnx = "onnx"
-    openvino = "openvino"
-    tensorrt = "tensorrt"
-
-
-class Precision(StrEnum):
-    auto = "auto"
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
-
-
-class Format(StrEnum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
-    tiff = "tiff"
+Engine = choices("Engine", ENGINE_NAMES)
+Precision = choices("Precision", ("auto", *PRECISIONS))
+Format = choices("Format", OUTPUT_FORMATS)
 
 
 Inputs = Annotated[
@@ -383,19 +357,15 @@ def load_spec(
     model: str | None, task: str, scale: int, *, quiet: bool = False, fast: bool = False
 ) -> tuple[Path, ModelSpec]:
     """Resolve --model (or the zoo default, or with ``fast`` the fast tier's model) and read
-    what the model is; exit on errors."""
-    from scn_deploy.zoo import resolve_model
+    what the model is (`scn_deploy.zoo.resolve_task_model`); exit on errors."""
+    from scn_deploy.zoo import resolve_task_model
 
     try:
-        path = resolve_model(model, task=task, scale=scale, fast=fast)
-        spec = spec_of(path)
+        path, spec = resolve_task_model(model, task=task, scale=scale, fast=fast)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
     except ScnError as exc:
         raise fail(str(exc)) from None
-    if spec.task != task:
-        command = {"sr": "upscale", "denoise": "denoise", "deblock": "deblock"}[spec.task]
-        raise fail(f"{path} is a {spec.describe()} model: use `scn {command}`", 2)
     if model is None and spec.channels == 1 and not quiet:
         err.print(
             f"note: using the gray model {path.stem} (no colour {task} model is installed): "
@@ -408,83 +378,16 @@ def load_spec(
 def check_level(spec: ModelSpec, level: float | None) -> float | None:
     """Check --sigma / --quality against the model (`Task.check_level`); returns the level to
     condition on (None for deblocking without --quality: estimated per JPEG)."""
-    check = spec.task_info.check_level(spec, level)
+    check = spec.task.check_level(spec, level)
     if check.problem == "fixed":
         raise fail(check.message, 2)
     if check.problem == "missing":
-        if spec.task_info.level_from_file:
+        if spec.task.level_from_file:
             return None
         raise fail(check.message, 2)
     if check.problem == "outside":
         err.print(f"[yellow]warning:[/] {escape(check.message)}; the model extrapolates")
     return check.level
-
-
-class RichReporter(Reporter):
-    """Progress bars (overall and per file) and per-file lines on stderr."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            disable=quiet or not err.is_terminal,
-            transient=True,
-        )
-        self.overall: TaskID | None = None
-        self.current: TaskID | None = None
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def _print(self, text: str) -> None:
-        self.progress.console.print(text, highlight=False)
-
-    def start(self, total: int) -> None:
-        self.overall = self.progress.add_task("[bold]files", total=total)
-
-    def file_started(self, job: Job, width: int, height: int, plan: str) -> None:
-        name = job.source.path.name
-        label = f"{name} ({width}x{height}, {plan})"
-        if self.current is None:
-            self.current = self.progress.add_task(label, total=None)
-        else:
-            self.progress.reset(self.current, description=label, total=None)
-
-    def tiles(self, done: int, total: int) -> None:
-        if self.current is not None:
-            self.progress.update(self.current, completed=done, total=total)
-
-    def file_done(self, job: Job, seconds: float) -> None:
-        if self.overall is not None:
-            self.progress.advance(self.overall)
-        if not self.quiet:
-            self._print(f"[green]wrote[/] {escape(str(job.output))}  [dim]({seconds:.1f} s)[/]")
-
-    def skipped(self, path: Path, output: Path | None, reason: str) -> None:
-        if not self.quiet:
-            target = f" -> {output}" if output else ""
-            self._print(f"[yellow]skipped[/] {escape(f'{path}{target}: {reason}')}")
-
-    def failed(self, path: Path, error: str) -> None:
-        if self.overall is not None:
-            self.progress.advance(self.overall)
-        self._print(f"[bold red]error:[/] {escape(error)}")
-
-    def note(self, path: Path, message: str) -> None:
-        if not self.quiet:
-            self._print(f"[cyan]note[/] {escape(f'{path}: {message}')}")
-
-    def info(self, message: str) -> None:
-        if not self.quiet:
-            self._print(escape(message))
 
 
 def execute(
@@ -530,29 +433,6 @@ def execute(
     except KeyboardInterrupt:
         err.print("interrupted: files written so far are complete; no partial outputs are left")
         raise typer.Exit(130) from None
-    _report(summary, common)
+    report_summary(summary, as_json=common.as_json, quiet=common.quiet)
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _report(summary: RunSummary, common: Common) -> None:
-    if common.as_json:
-        sys.stdout.write(json.dumps(summary.to_json()) + "\n")
-        sys.stdout.flush()
-    if common.quiet and not summary.failed:
-        return
-    verb = "would write" if summary.dry_run else "wrote"
-    n_out = len(summary.outputs)
-    parts = [f"{verb} {n_out} file{'s' if n_out != 1 else ''}"]
-    if summary.skipped:
-        parts.append(f"skipped {len(summary.skipped)}")
-    if summary.failed:
-        parts.append(f"[bold red]failed {len(summary.failed)}[/]")
-    engine = ""
-    if summary.engine:
-        tier = " (fast tier)" if summary.tier == "fast" else ""
-        engine = escape(
-            f" with {Path(summary.model).stem}{tier} on {summary.engine} ({summary.precision}, "
-            f"{summary.device})"
-        )
-    err.print(f"{', '.join(parts)} in {summary.seconds:.1f} s{engine}", highlight=False)

@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from scn_deploy.cli.app import Task, app, err, fail
+from scn_deploy.cli.app import TaskName, app, err, fail
 from scn_deploy.errors import ScnError
 
 
 @app.command()
 def train(
-    task: Annotated[Task, typer.Option(help="What to train: sr, denoise or deblock.")],
+    task: Annotated[TaskName, typer.Option(help="What to train: sr, denoise or deblock.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log.csv).")],
     data: Annotated[
         list[Path] | None,

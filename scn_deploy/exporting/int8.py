@@ -29,12 +29,12 @@ CALIBRATION_TILES = 48
 
 def _model_input(img: np.ndarray, spec: ModelSpec, level: float | None, rng) -> np.ndarray:
     """uint8 image -> the network input (C, H, W) float32 in [0, 1] for this model."""
-    from scn_deploy.evaluate import y_uint8
+    from scn_deploy.metrics import y_uint8
 
     img = y_uint8(img) if spec.channels == 1 else img
     if img.ndim == 2 and spec.channels == 3:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    task = spec.task_info
+    task = spec.task
     if not task.upscales:  # an SR model's input is the image itself
         if level is None:
             level = task.fixed_level(spec) or task.typical_level

@@ -79,7 +79,7 @@ def build_spec(cfg: TrainConfig, channels: int) -> ModelSpec:
         **cfg.arch,
     )
     return ModelSpec(
-        task=cfg.task,
+        task=task_named(cfg.task),
         arch=arch,
         preset=cfg.preset,
         sigma=cfg.sigma if task_named(cfg.task).level_name == "sigma" else None,

@@ -98,7 +98,7 @@ def validate(model: SCN, samples: list[ValSample], spec: ModelSpec, device: str)
     if not samples:
         return None
     model.eval()
-    crop = spec.task_info.eval_crop(spec.scale)
+    crop = spec.task.eval_crop(spec.scale)
     scores = []
     with torch.no_grad():
         for s in samples:
