@@ -58,7 +58,7 @@ from scn_deploy.baselines import run_baseline
 from scn_deploy.degrade import jpeg_compress
 from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, DataError
-from scn_deploy.imageio import list_images, read_image, write_image
+from scn_deploy.imageio import list_images, load_benchmark_image, write_image
 from scn_deploy.metrics import psnr, psnr_float, rgb_to_y, ssim, y_uint8
 from scn_deploy.tasks import DEBLOCKING, DENOISING, SUPER_RESOLUTION, TASKS, Task
 
@@ -314,20 +314,6 @@ def write_json(result: EvalResult, path: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------------------------
 # Per-image protocol pieces
 # --------------------------------------------------------------------------------------------
-
-
-def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an 8-bit benchmark image as HxW (gray) or HxWx3 (RGB) uint8; alpha is dropped.
-
-    Raises :class:`ImageReadError` (from :func:`read_image`) naming the file when it cannot be
-    decoded, and :class:`DataError` for 16-bit files (the protocols are 8-bit).
-    """
-    img = read_image(path)
-    if img.dtype != np.uint8:
-        raise DataError(f"{path}: {img.dtype} image; the benchmark protocols need 8-bit images")
-    if img.ndim == 3:
-        img = np.ascontiguousarray(img[:, :, :3])
-    return img
 
 
 def sr_pair(img: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:

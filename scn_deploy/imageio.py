@@ -552,3 +552,18 @@ def _write16_tiff(
     if icc or exif:
         notes.append("ICC/EXIF not written (16-bit TIFF is encoded without metadata)")
     fh.write(data)
+
+
+def load_benchmark_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an 8-bit benchmark image as HxW (gray) or HxWx3 (RGB) uint8; alpha is dropped
+    (what `scn eval` and int8 calibration read).
+
+    Raises `ImageReadError` (from `read_image`) naming the file when it cannot be decoded,
+    and `DataError` for 16-bit files (the protocols are 8-bit).
+    """
+    img = read_image(path)
+    if img.dtype != np.uint8:
+        raise DataError(f"{path}: {img.dtype} image; the benchmark protocols need 8-bit images")
+    if img.ndim == 3:
+        img = np.ascontiguousarray(img[:, :, :3])
+    return img

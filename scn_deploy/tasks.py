@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from scn_deploy.errors import ConfigError
 
-if TYPE_CHECKING:
-    from scn_deploy.arch.config import ModelSpec
+
+class ModelSpec(Protocol):
+    """What a task reads of a model's spec (`scn_deploy.arch.config.ModelSpec` has it; named
+    structurally here, so that this module, which the spec imports, imports nothing back)."""
+
+    @property
+    def scale(self) -> int: ...
+
+    @property
+    def conditioned(self) -> bool: ...
+
+    level_range: tuple[float, float] | None
+    sigma: float | None
+    quality: int | None
 
 
 @dataclass(frozen=True)

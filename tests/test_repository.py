@@ -48,18 +48,10 @@ def test_readme_python_example_runs_as_written(tmp_path: Path, monkeypatch) -> N
 
 
 def _package_imports() -> tuple[dict[str, set[str]], list[str]]:
-    """Every import between the package's modules (function-level ones included; not the
-    type-only ones under `if TYPE_CHECKING:`, which never run), and the imports of another
-    module's underscore names."""
+    """Every import between the package's modules (function-level ones and the type-only
+    ones under `if TYPE_CHECKING:` included: a module that needs another's types depends
+    on it), and the imports of another module's underscore names."""
     import ast
-
-    def type_only(tree: ast.AST) -> set[int]:
-        return {
-            id(inner)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
-            for inner in ast.walk(node)
-        }
 
     root = ROOT / "scn_deploy"
     modules = {}
@@ -71,10 +63,7 @@ def _package_imports() -> tuple[dict[str, set[str]], list[str]]:
     private = []
     for name, f in modules.items():
         tree = ast.parse(f.read_text())
-        skip = type_only(tree)
         for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scn_deploy"):
                 assert node.level == 0, f"{f}: relative import"
                 for alias in node.names:
@@ -207,3 +196,60 @@ if setting.mode == "off": pass
 if result.deblock is not None: pass
 """
     assert _task_name_branches(ast.parse(allowed), names) == []
+
+
+#: The package's layers, lowest first (docs/architecture.md, "Layers"): a module imports only
+#: modules of its own layer or of lower ones. Keyed by the top-level module or package name.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("foundation", ("errors", "paths", "atomic", "digest", "cpu", "dihedral")),
+    (
+        "data",
+        (
+            "tasks",
+            "arch",
+            "degrade",
+            "metrics",
+            "png",
+            "imageio",
+            "jpeg_quality",
+            "modelfile",
+            "files",
+            "remote",
+        ),
+    ),
+    ("engines", ("engines", "exporting")),
+    ("restoration", ("tiling", "restorer")),
+    ("models", ("modelset", "zoo", "jpeg_input", "picture_restore", "info")),
+    (
+        "applications",
+        ("restore", "pipeline", "cluster", "video", "evaluate", "baselines", "bench", "train"),
+    ),
+    ("interfaces", ("serve", "cli")),
+)
+
+
+def _layer_of(module: str) -> int | None:
+    top = module.split(".")[1] if module.count(".") else ""
+    return next((i for i, (_name, tops) in enumerate(LAYERS) if top in tops), None)
+
+
+def test_every_module_has_a_layer_and_imports_only_its_layer_or_lower() -> None:
+    edges, _private = _package_imports()
+    unplaced = sorted(m for m in edges if m != "scn_deploy" and _layer_of(m) is None)
+    assert not unplaced, f"add these to LAYERS (and docs/architecture.md): {unplaced}"
+    upward = [
+        f"{m} ({LAYERS[_layer_of(m)][0]}) imports {t} ({LAYERS[_layer_of(t)][0]})"  # type: ignore[index]
+        for m, targets in edges.items()
+        if m != "scn_deploy"
+        for t in targets
+        if t != "scn_deploy" and _layer_of(t) > _layer_of(m)  # type: ignore[operator]
+    ]
+    assert not upward, upward
+
+
+def test_the_layers_are_documented() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    for name, tops in LAYERS:
+        assert f"**{name}**" in text, name
+        for top in tops:
+            assert f"`{top}" in text, (name, top)

@@ -110,7 +110,7 @@ def test_upscale_matches_scn_upscale(client: TestClient, photo_crop, tmp_path: P
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "image/png"
         assert response.headers["x-scn-model"] == "sr-x2-fast"
-        assert response.headers["content-disposition"] == 'inline; filename="upscaled.png"'
+        assert response.headers["content-disposition"] == 'inline; filename="image_x2.png"'
         for header in ("x-scn-engine", "x-scn-precision", "x-scn-seconds"):
             assert response.headers[header]
         expected = (out / f"{Path(name).stem}_x2.png").read_bytes()

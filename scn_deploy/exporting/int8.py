@@ -53,9 +53,8 @@ def calibration_batches(
     seed: int = 0,
 ) -> list[dict[str, np.ndarray]]:
     """`count` single-tile feeds cut at random from the images in `folder`."""
-    from scn_deploy.evaluate import load_benchmark_image
     from scn_deploy.exporting.onnx_export import INPUT_IMAGE, INPUT_LEVEL
-    from scn_deploy.imageio import list_images
+    from scn_deploy.imageio import list_images, load_benchmark_image
 
     paths = list_images(folder)
     rng = np.random.default_rng(seed)

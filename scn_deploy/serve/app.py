@@ -42,7 +42,7 @@ from scn_deploy.imageio import probe_image_data
 from scn_deploy.serve.config import ServeConfig
 from scn_deploy.serve.jobs import Job, JobStore
 from scn_deploy.serve.metrics import CONTENT_TYPE, Metrics
-from scn_deploy.serve.params import RESULT_NAMES, TASKS, BadRequest, parse_params
+from scn_deploy.serve.params import TASKS, BadRequest, parse_params
 from scn_deploy.serve.restoration import UPLOAD_LABEL, Restored
 from scn_deploy.serve.workers import Cancelled, Catalog, QueueFull, Work, WorkerPool, key_of
 
@@ -268,7 +268,7 @@ def _image_response(route: str, work: Work, result: Restored) -> Response:
         "X-Scn-Seconds": f"{finished - started:.3f}",
         "X-Scn-Queue-Seconds": f"{started - work.submitted:.3f}",
         "X-Scn-Size": f"{result.width}x{result.height}",
-        "Content-Disposition": f'inline; filename="{RESULT_NAMES[route]}.{params.fmt}"',
+        "Content-Disposition": f'inline; filename="{params.result_name}"',
     }
     if result.deblocked_quality is not None:
         headers["X-Scn-Deblocked-Quality"] = str(result.deblocked_quality)

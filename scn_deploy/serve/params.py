@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from scn_deploy.errors import ConfigError
 from scn_deploy.imageio import OUTPUT_FORMATS
 from scn_deploy.jpeg_input import DeblockSetting
+from scn_deploy.tasks import TASKS as TASKS_BY_NAME
+from scn_deploy.tasks import Task
 
-#: Route name -> the task it runs.
-TASKS = {"upscale": "sr", "denoise": "denoise", "deblock": "deblock"}
-#: Route name -> the stem of the file name a result is offered under.
-RESULT_NAMES = {"upscale": "upscaled", "denoise": "denoised", "deblock": "deblocked"}
+#: Route name (the task's `scn` command: upscale, denoise, deblock) -> the task it runs.
+TASKS: dict[str, Task] = {task.command: task for task in TASKS_BY_NAME.values()}
 #: Content types of the output formats.
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
 
 _COMMON = ("fast", "model", "format", "jpeg_quality")
-_OWN = {"sr": ("scale", "deblock"), "denoise": ("sigma",), "deblock": ("quality",)}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -44,7 +43,7 @@ class RestorationParams:
     """What one request asks for.
 
     Attributes:
-        task: "sr", "denoise" or "deblock".
+        task: the task of the route.
         scale: SR factor (1 for the other tasks).
         fast: the fast tier's model.
         model: a zoo model name, or None for the zoo's default for task / scale / tier.
@@ -53,7 +52,7 @@ class RestorationParams:
         fmt: output format (png, jpg, webp, tiff); jpeg_quality: of jpg / webp outputs.
     """
 
-    task: str
+    task: Task
     scale: int = 1
     fast: bool = False
     model: str | None = None
@@ -65,6 +64,20 @@ class RestorationParams:
     @property
     def media_type(self) -> str:
         return MEDIA_TYPES[self.fmt]
+
+    @property
+    def result_name(self) -> str:
+        """The file name a result is offered under: "image" with the CLI's output suffix
+        ("image_x2.png", "image_denoised.png")."""
+        return f"image{self.task.output_suffix(self.scale)}.{self.fmt}"
+
+
+def own_params(task: Task) -> tuple[str, ...]:
+    """The parameters of a task's route beside the common ones: SR's scale and deblock
+    setting, else the task's level (sigma, quality)."""
+    if task.upscales:
+        return ("scale", "deblock")
+    return (task.level_name,) if task.level_name else ()
 
 
 def _flag(name: str, text: str) -> bool:
@@ -94,7 +107,7 @@ def parse_params(
     if route not in TASKS:
         raise BadRequest(f"unknown task {route!r} (choose from {', '.join(TASKS)})", 404)
     task = TASKS[route]
-    allowed = (*_COMMON, *_OWN[task])
+    allowed = (*_COMMON, *own_params(task))
     unknown = sorted(set(query) - set(allowed))
     if unknown:
         raise BadRequest(
@@ -119,14 +132,15 @@ def parse_params(
     if "jpeg_quality" in query:
         jpeg_quality = int(_number("jpeg_quality", query["jpeg_quality"], 1, 100, integer=True))
     scale, level, deblock = 1, None, DeblockSetting()
-    if task == "sr":
+    if task.upscales:
         scale = int(_number("scale", query.get("scale", "4"), 2, 4, integer=True))
         try:
             deblock = DeblockSetting.parse(query.get("deblock", "auto"))
         except ConfigError as exc:
             raise BadRequest(str(exc).replace("--deblock", "deblock")) from None
-    elif task == "denoise" and "sigma" in query:
-        level = _number("sigma", query["sigma"], 0, 255, integer=False)
-    elif task == "deblock" and "quality" in query:
-        level = _number("quality", query["quality"], 1, 100, integer=True)
+    elif task.level_name in query and task.level_bounds is not None:
+        lo, hi = task.level_bounds
+        level = _number(
+            task.level_name, query[task.level_name], lo, hi, integer=task.integer_levels
+        )
     return RestorationParams(task, scale, fast, model, level, deblock, fmt, jpeg_quality)

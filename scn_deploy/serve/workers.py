@@ -34,11 +34,12 @@ from scn_deploy.modelset import ModelChoice, ModelSet, spec_of
 from scn_deploy.serve.config import ServeConfig
 from scn_deploy.serve.params import RestorationParams
 from scn_deploy.serve.restoration import Restored, restore_upload
+from scn_deploy.tasks import Task
 
 log = logging.getLogger("scn.serve")
 
 #: (task, scale, fast, zoo model name or None): one model set of the service.
-ModelKey = tuple[str, int, bool, str | None]
+ModelKey = tuple[Task, int, bool, str | None]
 
 #: Side of the warm-up image each worker restores after loading a model.
 WARMUP_SIDE = 64
