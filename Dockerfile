@@ -9,8 +9,9 @@
 # When the build context holds wheelhouse/scn_deploy-*.whl (the project's wheel and its runtime
 # dependencies for the base image's Python), installation is offline (--no-index) from those
 # wheels only; otherwise pip installs from the package registry.
-# EXTRAS (default "openvino": the fastest CPU engine, bf16 on CPUs with AVX512-BF16 / AMX) are
-# the package extras installed; EXTRAS="" gives an ONNX Runtime-only image.
+# EXTRAS (default "openvino,video": the fastest CPU engine, bf16 on CPUs with AVX512-BF16 /
+# AMX, and video files through PyAV) are the package extras installed; EXTRAS="" gives an ONNX
+# Runtime-only image that reads images only.
 # GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (its CUDA
 # provider) and adds TensorRT with the CUDA runtime bindings (cuda-python) that
 # `--engine tensorrt` keeps its buffers with (no PyTorch in the image); run it with
@@ -22,7 +23,7 @@ ARG BASE=python:3.11.10-slim-bookworm
 
 FROM ${BASE} AS build
 ARG GPU=0
-ARG EXTRAS=openvino
+ARG EXTRAS=openvino,video
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -1,5 +1,8 @@
 """Restore files and folders: decode -> restore (tiled) -> encode, overlapped in threads.
 
+Videos among the inputs go, one after the other and after the images, through
+`scn_deploy.video` (the same three stages per frame, with the run's models).
+
 `run(request)` is what `scn upscale | denoise | deblock` call. It expands the inputs
 (`scn_deploy.files`), loads the engine once, then streams the files through three stages:
 a decode thread (header check, decode, JPEG quality estimate) prefetches the next image
@@ -43,6 +46,7 @@ from scn_deploy.jpeg_input import DeblockSetting, quality_to_apply
 from scn_deploy.modelset import ModelChoice, ModelSet
 from scn_deploy.restorer import RestoreOptions
 from scn_deploy.tasks import task_named
+from scn_deploy.video.formats import VideoOptions, is_video
 from scn_deploy.zoo import tier_of
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
@@ -84,6 +88,7 @@ class RunRequest:
             outside a conditioned model's trained range are always accepted here).
         files: inputs read and outputs written (`scn_deploy.files.FileOptions`).
         cluster: run the files elsewhere (`scn_deploy.cluster.ClusterOptions`); None: here.
+        video: how video inputs are encoded and segmented (`scn_deploy.video.VideoOptions`).
     """
 
     task: str
@@ -96,6 +101,7 @@ class RunRequest:
     restore: RestoreOptions = field(default_factory=lambda: RestoreOptions(tile="auto"))
     files: FileOptions = field(default_factory=FileOptions)
     cluster: ClusterExecutor | None = None
+    video: VideoOptions = field(default_factory=VideoOptions)
 
 
 @dataclass
@@ -118,6 +124,7 @@ class RunSummary:
     jpeg_model: str | None = None  # the model that upscaled the deblocked files, if not `model`
     seconds: float = 0.0
     overlap: int | None = None
+    videos: list[dict[str, Any]] = field(default_factory=list)  # VideoResult.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +146,7 @@ class RunSummary:
             "notes": [{"path": p, "note": n} for p, n in self.notes],
             "deblocked": [{"path": p, "quality": q, "source": s} for p, q, s in self.deblocked],
             "jpeg_model": self.jpeg_model,
+            "videos": self.videos,
         }
 
 
@@ -163,6 +171,12 @@ class Reporter:
     def note(self, path: Path, message: str) -> None: ...
 
     def info(self, message: str) -> None: ...
+
+    def video_started(self, job: Job, description: str, plan: str) -> None:
+        """A video's frames start (`description`: size, codec, colour)."""
+
+    def frames(self, done: int, total: int, fps: float) -> None:
+        """A video's frames restored so far in this run (called from its encode thread)."""
 
 
 @dataclass
@@ -243,7 +257,8 @@ class Run:
         fmt = files.fmt
         if fmt is None:
             single = output_is_file(files.out, sources)
-            fmt = _format_of(files.out) if single and files.out is not None else "png"
+            image_out = single and files.out is not None and not is_video(files.out)
+            fmt = _format_of(files.out) if image_out and files.out is not None else "png"
         self.fmt = fmt
         jobs, refused, dropped = plan_outputs(
             sources, out=files.out, suffix=self.suffix(), fmt=fmt, overwrite=files.overwrite
@@ -402,6 +417,53 @@ class Run:
             return
         self.encode(_Restored(job, picture, item.started))
 
+    # -- videos -----------------------------------------------------------------------------
+    def process_video(self, job: Job) -> None:
+        """One video file (`scn_deploy.video`): its frames through the run's models."""
+        from scn_deploy.video.run import VideoJob, VideoProgress
+
+        path, req, reporter = job.source.path, self.request, self.reporter
+        run = self
+
+        class Progress(VideoProgress):
+            def started(self, info, output, plan, resumed, total) -> None:
+                reporter.video_started(job, info.describe(), plan)
+
+            def frames(self, done: int, total: int, fps: float) -> None:
+                reporter.frames(done, total, fps)
+
+            def note(self, message: str) -> None:
+                run.note(path, message)
+
+        deblock = None
+        if self.spec.task_info.upscales and self.deblock_setting.mode == "fixed":
+            deblock = self.deblock_setting.quality
+        video = VideoJob(
+            self.models,
+            level=req.level if self.spec.conditioned else None,
+            deblock=deblock,
+            options=req.video,
+            max_pixels=req.files.max_pixels,
+        )
+        if req.outscale is not None and req.outscale != self.spec.scale:
+            self.fail(path, f"{path}: --outscale is not supported for videos")
+            return
+        started = time.perf_counter()
+        try:
+            result = video.run(path, job.output, Progress())
+        except KeyboardInterrupt:
+            self.abort.set()
+            raise
+        except Exception as exc:
+            self.fail(path, _error_text(path, exc))
+            return
+        if deblock is not None:
+            with self.lock:
+                self.summary.deblocked.append((str(path), deblock, "--deblock"))
+        with self.lock:
+            self.summary.videos.append(result.to_json())
+        self.record(job, str(job.output), time.perf_counter() - started)
+
     # -- the three stages together -----------------------------------------------------------
     def execute(self, jobs: list[Job]) -> None:
         decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=1)
@@ -493,29 +555,48 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     elif request.files.dry_run:
         for job in jobs:
             try:
-                header = probe_image(job.source.path, max_pixels=request.files.max_pixels)
+                what = _describe_input(job.source.path, request.files.max_pixels)
             except ScnError as exc:
-                state.fail(job.source.path, str(exc))
+                state.fail(job.source.path, _error_text(job.source.path, exc))
                 continue
             summary.outputs.append(str(job.output))
-            reporter.info(
-                f"would write {job.output} ({header.width}x{header.height} {header.format})"
-            )
+            reporter.info(f"would write {job.output} ({what})")
         summary.seconds = time.perf_counter() - started
         return summary
+    videos = [job for job in jobs if is_video(job.source.path)]
+    jobs = [job for job in jobs if not is_video(job.source.path)]
+    if videos and request.cluster is not None:
+        for job in videos:
+            state.fail(job.source.path, f"{job.source.path}: --cluster ray takes images only")
+        videos = []
     if jobs and request.cluster is not None:
         options = request.engine
         summary.engine = f"{options.engine} on {request.cluster.name}"
         summary.device, summary.precision = options.device, options.precision or "auto"
         reporter.start(len(jobs))
         request.cluster.execute(state, jobs)
-    elif jobs:  # load the engine only when there is work for it
+    elif jobs or videos:  # load the engine only when there is work for it
         eng = state.models.primary().engine
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
-        reporter.start(len(jobs))
+        reporter.start(len(jobs) + len(videos))
         state.execute(jobs)
+        for job in videos:
+            if state.abort.is_set():
+                break
+            state.process_video(job)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _describe_input(path: Path, max_pixels: int | None) -> str:
+    """What a dry run says about an input: its size and format (headers only)."""
+    if is_video(path):
+        from scn_deploy.video.probe import probe_video
+
+        info = probe_video(path, max_pixels=max_pixels, scan=False)
+        return f"video {info.describe()}"
+    header = probe_image(path, max_pixels=max_pixels)
+    return f"{header.width}x{header.height} {header.format}"
 
 
 def _url(path: Path) -> str:
