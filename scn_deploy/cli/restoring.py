@@ -598,7 +598,10 @@ def execute(
     except ScnError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        err.print("interrupted: files written so far are complete; no partial outputs are left")
+        err.print(
+            "interrupted: files written so far are complete; no partial outputs are left "
+            "(rerun the same command to resume an interrupted video)"
+        )
         raise typer.Exit(130) from None
     _report(summary, common)
     if summary.failed:

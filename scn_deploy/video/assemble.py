@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scn_deploy.atomic import atomic_target
+from scn_deploy.errors import ImageReadError
 from scn_deploy.video.formats import require_av
 from scn_deploy.video.probe import VideoInfo, open_input
 
@@ -23,7 +24,10 @@ from scn_deploy.video.probe import VideoInfo, open_input
 def assemble(
     source: Path, info: VideoInfo, segments: list[Path], output: Path, container: str
 ) -> tuple[int, list[str]]:
-    """Write `output`; returns (video frames written, notes about streams left out)."""
+    """Write `output`; returns (video frames written, notes about streams left out).
+
+    Raises `ImageReadError` (and leaves no file) when the segments hold another number of
+    frames than the input's packets: frames the decoder could not decode (a corrupt file)."""
     av = require_av()
     notes: list[str] = []
     counted = itertools.count()
@@ -80,6 +84,10 @@ def assemble(
 
             for _, _, packet in heapq.merge(restored(), others(), key=lambda t: (t[0], t[1])):
                 out.mux(packet)
+        if frames != info.frames:  # before the rename: no wrong file gets the output's name
+            raise ImageReadError(
+                f"{source}: corrupt: {frames} frames decoded, the file holds {info.frames}"
+            )
     return frames, notes
 
 

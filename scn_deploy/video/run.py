@@ -167,15 +167,13 @@ class VideoJob:
                 progress,
                 segment_format,
             )
-        frames, notes = assemble(
-            source, info, [work.segment(s.index) for s in segments], output, container
-        )
-        if frames != info.frames:
-            output.unlink(missing_ok=True)
-            work.remove()
-            raise ImageReadError(
-                f"{source}: corrupt: {frames} frames decoded, the file holds {info.frames}"
+        try:
+            frames, notes = assemble(
+                source, info, [work.segment(s.index) for s in segments], output, container
             )
+        except ImageReadError:
+            work.remove()  # the input decodes to other frames than it holds: corrupt
+            raise
         work.remove()
         for message in notes:
             progress.note(message)
