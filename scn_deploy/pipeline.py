@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import cv2
 
@@ -49,6 +49,10 @@ from scn_deploy.tasks import task_named
 from scn_deploy.video.formats import VideoOptions, is_video
 from scn_deploy.zoo import tier_of
 
+if TYPE_CHECKING:
+    from scn_deploy.video.run import VideoJob, VideoPlan, VideoProgress
+    from scn_deploy.video.segments import Segment
+
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
 
 
@@ -64,6 +68,13 @@ class ClusterExecutor(Protocol):
     name: str
 
     def execute(self, state: Run, jobs: list[Job]) -> None: ...
+
+    def restore_segments(
+        self, job: VideoJob, plan: VideoPlan, pending: list[Segment], progress: VideoProgress
+    ) -> int:
+        """A video's pending segments restored there (`scn_deploy.video.run.SegmentExecutor`);
+        returns the frames restored."""
+        ...
 
 
 @dataclass
@@ -418,8 +429,9 @@ class Run:
         self.encode(_Restored(job, picture, item.started))
 
     # -- videos -----------------------------------------------------------------------------
-    def process_video(self, job: Job) -> None:
-        """One video file (`scn_deploy.video`): its frames through the run's models."""
+    def process_video(self, job: Job, executor: ClusterExecutor | None = None) -> None:
+        """One video file (`scn_deploy.video`): its frames through the run's models, or its
+        segments through `executor` (a cluster's `restore_segments`)."""
         from scn_deploy.video.run import VideoJob, VideoProgress
 
         path, req, reporter = job.source.path, self.request, self.reporter
@@ -450,7 +462,7 @@ class Run:
             return
         started = time.perf_counter()
         try:
-            result = video.run(path, job.output, Progress())
+            result = video.run(path, job.output, Progress(), executor)
         except KeyboardInterrupt:
             self.abort.set()
             raise
@@ -565,16 +577,15 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
         return summary
     videos = [job for job in jobs if is_video(job.source.path)]
     jobs = [job for job in jobs if not is_video(job.source.path)]
-    if videos and request.cluster is not None:
-        for job in videos:
-            state.fail(job.source.path, f"{job.source.path}: --cluster ray takes images only")
-        videos = []
-    if jobs and request.cluster is not None:
+    if (jobs or videos) and request.cluster is not None:
         options = request.engine
         summary.engine = f"{options.engine} on {request.cluster.name}"
         summary.device, summary.precision = options.device, options.precision or "auto"
-        reporter.start(len(jobs))
-        request.cluster.execute(state, jobs)
+        reporter.start(len(jobs) + len(videos))
+        if jobs:
+            request.cluster.execute(state, jobs)
+        for job in videos:  # planned and assembled here, segments restored on the cluster
+            state.process_video(job, executor=request.cluster)
     elif jobs or videos:  # load the engine only when there is work for it
         eng = state.models.primary().engine
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision

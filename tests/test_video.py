@@ -364,3 +364,34 @@ def test_cli_resumes_after_kill_9(tmp_path):
     assert not work.exists()
     for a, b in zip(decoded_rgb(out), decoded_rgb(tmp_path / "whole.mp4"), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_ray_segments_equal_the_local_run(tmp_path):
+    pytest.importorskip("ray")
+    source = make_clip(tmp_path / "in.mp4", Clip(frames=16, audio=True))
+    common = [
+        "upscale",
+        str(source),
+        "--model",
+        "sr-x2-fast",
+        "--engine",
+        "onnx",
+        "--segment-seconds",
+        "0",
+        "--json",
+        "-o",
+    ]
+    local = _cli(*common, str(tmp_path / "local.mp4"))
+    on_ray = _cli(*common, str(tmp_path / "ray.mp4"), "--cluster", "ray", "--actors", "2")
+    assert local.returncode == 0 and on_ray.returncode == 0, on_ray.stderr
+    (video,) = json.loads(on_ray.stdout.strip().splitlines()[-1])["videos"]
+    assert video["frames"] == 16 and video["restored_frames"] == 16
+    assert video_pts(tmp_path / "ray.mp4") == video_pts(source)
+    frames = zip(
+        decoded_rgb(tmp_path / "ray.mp4"), decoded_rgb(tmp_path / "local.mp4"), strict=True
+    )
+    for a, b in frames:
+        np.testing.assert_array_equal(a, b)
+    assert packets_of(tmp_path / "ray.mp4", "audio") == packets_of(source, "audio")
+    assert not work_folder_for(tmp_path / "ray.mp4").exists()

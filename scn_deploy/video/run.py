@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -88,6 +88,35 @@ class _Frame:
 _END = object()
 
 
+@dataclass(frozen=True)
+class VideoPlan:
+    """What restoring one video needs, decided once before any frame is restored (plain data:
+    it travels to Ray actors, which restore some of its segments each)."""
+
+    source: Path
+    output: Path
+    info: VideoInfo
+    container: str  # the output's muxer
+    encoder: EncoderOptions  # resolved: no defaults left
+    size: tuple[int, int]  # output width, height
+    segments: tuple[Segment, ...]
+    segment_format: str  # the muxer of the segment files
+    segment_suffix: str
+
+    def work_folder(self, fingerprint: dict[str, Any] | None = None) -> WorkFolder:
+        return WorkFolder(self.output, fingerprint or {}, self.segment_suffix)
+
+
+class SegmentExecutor(Protocol):
+    """Restores a video's pending segments somewhere (`scn_deploy.cluster.ClusterOptions`:
+    on Ray actors); returns the frames restored. The local default is
+    `VideoJob.restore_segments` in this process."""
+
+    def restore_segments(
+        self, job: VideoJob, plan: VideoPlan, pending: list[Segment], progress: VideoProgress
+    ) -> int: ...
+
+
 class VideoJob:
     """Restores one video file to one output file with a run's `ModelSet`.
 
@@ -108,22 +137,17 @@ class VideoJob:
         deblock: int | None = None,
         options: VideoOptions | None = None,
         max_pixels: int | None = None,
-        settings: dict[str, Any] | None = None,
     ) -> None:
         self.models = models
         self.level = level
         self.deblock = deblock
         self.options = options or VideoOptions()
         self.max_pixels = max_pixels
-        self.settings = settings or {}
         self.abort = threading.Event()
 
-    def run(self, source: Path, output: Path, progress: VideoProgress | None = None) -> VideoResult:
-        """Restore `source` into `output` (written atomically; resumes an interrupted run of
-        the same settings). Raises `ImageReadError` for a bad file, `ConfigError` for options
-        the output cannot take; nothing is left under `output`'s name then."""
-        progress = progress or VideoProgress()
-        started = time.perf_counter()
+    def plan(self, source: Path, output: Path) -> VideoPlan:
+        """Probe the input and check every option against it (no engine is loaded). Raises
+        `ImageReadError` for a bad file, `ConfigError` for options the output cannot take."""
         container = container_for(output)
         info = probe_video(source, max_pixels=self.max_pixels)
         spec = self.models.spec
@@ -132,44 +156,65 @@ class VideoJob:
                 f"{source}: give the {spec.task_info.level_name} for videos (it is estimated "
                 "from JPEG files only)"
             )
-        restorer = self.models.restorer_for(3, deblocked=self.deblock is not None)
-        scale = restorer.spec.scale
-        width, height = info.width * scale, info.height * scale
+        width, height = info.width * spec.scale, info.height * spec.scale
         encoder = self.options.encoder.resolved(container, info.colour.bit_depth)
         try:
             check_encoder(encoder, width, height)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
         _check_container(container, encoder, output)
-        plan = restorer.plan(info.height, info.width)
-        segments = plan_segments(info, self.options.segment_seconds)
         segment_format, segment_suffix = segment_container(encoder.codec or "")
-        work = WorkFolder(output, self._fingerprint(source, encoder), segment_suffix)
+        return VideoPlan(
+            source=source,
+            output=output,
+            info=info,
+            container=container,
+            encoder=encoder,
+            size=(width, height),
+            segments=tuple(plan_segments(info, self.options.segment_seconds)),
+            segment_format=segment_format,
+            segment_suffix=segment_suffix,
+        )
+
+    def run(
+        self,
+        source: Path,
+        output: Path,
+        progress: VideoProgress | None = None,
+        executor: SegmentExecutor | None = None,
+    ) -> VideoResult:
+        """Restore `source` into `output` (written atomically; resumes an interrupted run of
+        the same settings); the segments are restored here, or by `executor`. Raises
+        `ImageReadError` for a bad file, `ConfigError` for options the output cannot take;
+        nothing is left under `output`'s name then."""
+        progress = progress or VideoProgress()
+        started = time.perf_counter()
+        plan = self.plan(source, output)
+        segments = list(plan.segments)
+        work = plan.work_folder(self._fingerprint(source, plan.encoder))
         resumed = work.open()
         if resumed:
             progress.note(
                 f"resuming: {resumed} of {len(segments)} segments were restored by an earlier "
                 f"run (kept in {work.path})"
             )
-        engine = restorer.engine
-        progress.started(info, output, plan.describe(), resumed, len(segments))
+        progress.started(
+            plan.info, output, self._describe_tiles(plan, executor), resumed, len(segments)
+        )
         restored = 0
         if resumed < len(segments):
-            restored = self._restore_segments(
-                info,
-                segments,
-                resumed,
-                work,
-                restorer,
-                plan,
-                (width, height),
-                encoder,
-                progress,
-                segment_format,
-            )
+            pending = segments[resumed:]
+            if executor is None:
+                restored = self.restore_segments(plan, pending, progress)
+            else:
+                restored = executor.restore_segments(self, plan, pending, progress)
         try:
             frames, notes = assemble(
-                source, info, [work.segment(s.index) for s in segments], output, container
+                source,
+                plan.info,
+                [work.segment(s.index) for s in segments],
+                output,
+                plan.container,
             )
         except ImageReadError:
             work.remove()  # the input decodes to other frames than it holds: corrupt
@@ -177,23 +222,36 @@ class VideoJob:
         work.remove()
         for message in notes:
             progress.note(message)
-        if info.colour.guessed:
-            notes.append(f"no colour matrix tagged: {info.colour.describe()}")
+        if plan.info.colour.guessed:
+            notes.append(f"no colour matrix tagged: {plan.info.colour.describe()}")
+        options = self.models.engine_options
+        engine, precision = options.engine, options.precision or "auto"
+        if executor is None:
+            loaded = self._restorer().engine
+            engine, precision = loaded.name, loaded.precision
         return VideoResult(
             path=str(source),
             output=str(output),
             frames=frames,
             seconds=time.perf_counter() - started,
-            engine=engine.name,
-            precision=engine.precision,
+            engine=engine,
+            precision=precision,
             model=self._model_path(),
             segments=len(segments),
             resumed_segments=resumed,
             restored_frames=restored,
-            encoder=encoder.describe(),
-            colour=info.colour.describe(),
+            encoder=plan.encoder.describe(),
+            colour=plan.info.colour.describe(),
             notes=notes,
         )
+
+    def _restorer(self):
+        return self.models.restorer_for(3, deblocked=self.deblock is not None)
+
+    def _describe_tiles(self, plan: VideoPlan, executor: SegmentExecutor | None) -> str:
+        if executor is not None:
+            return "segments on the cluster"
+        return self._restorer().plan(plan.info.height, plan.info.width).describe()
 
     def _model_path(self) -> str:
         choice = self.models.choice
@@ -214,31 +272,27 @@ class VideoJob:
             "deblock": self.deblock,
             "encoder": repr(encoder),
             "segment_seconds": self.options.segment_seconds,
-            **self.settings,
         }
 
     # -- the three stages ---------------------------------------------------------------------
-    def _restore_segments(
-        self,
-        info: VideoInfo,
-        segments: list[Segment],
-        first: int,
-        work: WorkFolder,
-        restorer,
-        plan,
-        size: tuple[int, int],
-        encoder: EncoderOptions,
-        progress: VideoProgress,
-        segment_format: str,
+    def restore_segments(
+        self, plan: VideoPlan, pending: list[Segment], progress: VideoProgress | None = None
     ) -> int:
+        """Restore the consecutive segments `pending` of `plan` into its work folder (each
+        renamed into place when complete); returns the frames restored. Decode, restore and
+        encode overlap in threads; every frame uses the video's one tile plan."""
+        progress = progress or VideoProgress()
+        info, work = plan.info, plan.work_folder()
+        restorer = self._restorer()
+        tiles = restorer.plan(info.height, info.width)
         depth = max(1, self.options.queue_frames)
         decoded: queue.Queue[Any] = queue.Queue(maxsize=depth)
         restored: queue.Queue[Any] = queue.Queue(maxsize=depth)
         errors: list[BaseException] = []
-        pending = segments[first:]
         total = info.frames - info.frames_before(pending[0].start)
         counter = {"done": 0}
         started = time.perf_counter()
+        count = len(plan.segments)
 
         def put(q: queue.Queue[Any], item: object) -> bool:
             while not self.abort.is_set():
@@ -262,6 +316,13 @@ class VideoJob:
         def encoder_loop() -> None:
             writer: SegmentWriter | None = None
             current = -1
+
+            def finish() -> None:
+                assert writer is not None
+                writer.close()
+                work.finish(current)
+                progress.segment_done(current, count)
+
             try:
                 while not self.abort.is_set():
                     try:
@@ -270,19 +331,19 @@ class VideoJob:
                         continue
                     if item is _END:
                         if writer is not None:
-                            writer.close()
-                            work.finish(current)
-                            progress.segment_done(current, len(segments))
+                            finish()
                         writer = None
                         return
                     if item.segment != current:
                         if writer is not None:
-                            writer.close()
-                            work.finish(current)
-                            progress.segment_done(current, len(segments))
+                            finish()
                         current = item.segment
                         writer = SegmentWriter(
-                            work.partial(current), info, size[0], size[1], encoder, segment_format
+                            work.partial(current),
+                            info,
+                            *plan.size,
+                            plan.encoder,
+                            plan.segment_format,
                         )
                     writer.write(item.rgb, item.pts, item.duration)
                     counter["done"] += 1
@@ -314,7 +375,7 @@ class VideoJob:
                 source = item.rgb
                 if self.deblock is not None:
                     source = self.models.deblock(source, self.deblock)
-                item.rgb = restorer.restore(source, self.level, dtype=item.rgb.dtype, plan=plan)
+                item.rgb = restorer.restore(source, self.level, dtype=item.rgb.dtype, plan=tiles)
                 del source
                 if not put(restored, item):
                     break
@@ -331,7 +392,7 @@ class VideoJob:
     def _decode(self, info: VideoInfo, pending: list[Segment]):
         """(segment, pts, duration, RGB) of every frame of the `pending` segments, in order."""
         av = require_av()
-        start = pending[0].start
+        start, end = pending[0].start, pending[-1].end
         with open_input(info.path) as container:
             stream = container.streams[info.index]
             stream.thread_type = "AUTO"
@@ -345,7 +406,9 @@ class VideoJob:
                         if pts is None:
                             raise ImageReadError(f"{info.path}: a frame without a timestamp")
                         if start is not None and pts < start:
-                            continue  # before the first pending segment: an earlier run's
+                            continue  # before the first pending segment: restored elsewhere
+                        if end is not None and pts >= end:
+                            return  # frames come in presentation order: the rest is later
                         while not pending[position].holds(pts):
                             position += 1
                             if position == len(pending):
@@ -357,9 +420,11 @@ class VideoJob:
                                 f"{info.path}: the frame size changes mid-stream "
                                 f"({info.width}x{info.height} -> {frame.width}x{frame.height})"
                             )
-                        duration = frame.duration or None
                         yield _Frame(
-                            pending[position].index, pts, duration, frame_to_rgb(frame, info.colour)
+                            pending[position].index,
+                            pts,
+                            frame.duration or None,
+                            frame_to_rgb(frame, info.colour),
                         )
                         if self.abort.is_set():
                             return
@@ -390,6 +455,7 @@ def restore_video(
     video: VideoOptions | None = None,
     max_pixels: int | None = None,
     progress: VideoProgress | None = None,
+    executor: SegmentExecutor | None = None,
 ) -> VideoResult:
     """Restore one video file into `output` (its suffix picks the container).
 
@@ -397,7 +463,9 @@ def restore_video(
     `ModelSet` to share with other calls; `engine` and `restore` are used when a set is made
     here (default tiling: "auto"). `level` is the noise sigma (denoise) or JPEG quality
     (deblock); `deblock` (SR) removes JPEG compression of that quality from every frame
-    first. Raises `ScnError` subclasses for bad input or options; the output is then absent.
+    first. `executor` restores the segments elsewhere (e.g. `scn_deploy.cluster.ClusterOptions`
+    on Ray); None: here. Raises `ScnError` subclasses for bad input or options; the output is
+    then absent.
     """
     if isinstance(models, ModelChoice):
         models = ModelSet(models, engine, restore or RestoreOptions(tile="auto"))
@@ -405,4 +473,4 @@ def restore_video(
     if source.resolve() == output.resolve():
         raise ConfigError(f"{output}: would overwrite the input")
     job = VideoJob(models, level=level, deblock=deblock, options=video, max_pixels=max_pixels)
-    return job.run(source, output, progress)
+    return job.run(source, output, progress, executor)
