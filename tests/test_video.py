@@ -135,6 +135,19 @@ def test_subtitles_are_copied_and_rotation_kept(tmp_path, sr_models):
         assert next(c.decode(video=0)).rotation == 90
 
 
+def test_metadata_and_chapters_are_kept(tmp_path, sr_models):
+    clip = Clip(frames=6, audio=True, tagged=True, container="matroska")
+    source = make_clip(tmp_path / "in.mkv", clip)
+    out = tmp_path / "out.mkv"
+    restore_video(source, out, sr_models)
+    with av.open(str(source)) as i, av.open(str(out)) as o:
+        assert o.metadata["title"] == i.metadata["title"] == "test clip"
+        assert o.streams.audio[0].metadata["language"] == "fra"
+        chapters = [(c["start"], c["end"], c["metadata"]) for c in o.chapters()]
+        assert chapters == [(c["start"], c["end"], c["metadata"]) for c in i.chapters()]
+        assert [c["metadata"]["title"] for c in o.chapters()] == ["one", "two"]
+
+
 def test_a_stream_the_output_container_cannot_hold_is_left_out_with_a_note(tmp_path, sr_models):
     source = make_clip(tmp_path / "in.mp4", Clip(frames=4, subtitles="mov_text", audio=True))
     out = tmp_path / "out.mkv"  # Matroska has no mov_text

@@ -48,6 +48,7 @@ class Clip:
     rotation: int | None = None
     patches: bool = False  # flat colour patches instead of noise
     container: str | None = None
+    tagged: bool = False  # a title, an audio language and two chapters
 
 
 _SPACE_NAMES = {BT709: "itu709", BT470BG: "itu601", SMPTE170M: "itu601", BT2020: "bt2020"}
@@ -109,6 +110,29 @@ def make_clip(path: Path, clip: Clip) -> Path:
             audio = out.add_stream("aac", rate=48000)
             audio.layout = "stereo"
         subtitles = out.add_mux_stream(clip.subtitles) if clip.subtitles else None
+        if clip.tagged:
+            out.metadata["title"] = "test clip"
+            if audio is not None:
+                audio.metadata["language"] = "fra"
+            half = clip.frames * clip.durations_ms[0] // 2
+            out.set_chapters(
+                [
+                    {
+                        "id": 1,
+                        "start": 0,
+                        "end": half,
+                        "time_base": time_base,
+                        "metadata": {"title": "one"},
+                    },
+                    {
+                        "id": 2,
+                        "start": half,
+                        "end": 2 * half,
+                        "time_base": time_base,
+                        "metadata": {"title": "two"},
+                    },
+                ]
+            )
         pts = 0
         stamps = []
         deep = "10" in clip.pix_fmt

@@ -96,6 +96,9 @@ def _when(packet) -> float:
     return float(stamp * packet.time_base) if stamp is not None else float("-inf")
 
 
+_MUXER_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
+
+
 def _kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
     """Container tags, less those the muxer writes itself."""
     return {

@@ -153,7 +153,7 @@ class VideoJob:
         spec = self.models.spec
         if spec.conditioned and self.level is None:
             raise ConfigError(
-                f"{source}: give the {spec.task_info.level_name} for videos (it is estimated "
+                f"{source}: give --{spec.task_info.level_name} for videos (it is estimated "
                 "from JPEG files only)"
             )
         width, height = info.width * spec.scale, info.height * spec.scale
