@@ -62,7 +62,9 @@ class SegmentWriter:
         self.options = options
         self.container = av.open(str(path), mode="w", format=fmt)
         try:
-            stream = self.container.add_stream(options.codec, options=options.codec_options())
+            stream = self.container.add_stream(
+                options.codec, options=options.codec_options(width, height)
+            )
             stream.width, stream.height = width, height
             stream.pix_fmt = options.pix_fmt
             stream.time_base = info.time_base
