@@ -96,9 +96,11 @@ class EncoderOptions:
             key = "cpu-used" if self.codec == "libvpx-vp9" else "preset"
             options[key] = self.preset
         if self.codec == "libx264":
-            # x264's threaded lookahead made the same frames encode differently in 1 run of 6
-            # (measured); one lookahead thread made 18 of 18 identical. Resumed segments must
-            # equal an uninterrupted run's.
+            # Resumed and Ray segments must equal an uninterrupted run's, but x264's threads
+            # gave 8 different encodings of the same 48 frames in 12 runs (measured; one
+            # thread: 8 of 8 identical, as x265 was with its threads). The restoration keeps
+            # the other cores busy.
+            options["threads"] = "1"
             options["x264-params"] = "lookahead-threads=1"
             if width * height > LARGE_FRAME:
                 # x264's 30-frame lookahead held 1.2 GB at 3840x2160; 10 frames held 0.7 GB
