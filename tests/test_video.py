@@ -202,6 +202,14 @@ def test_bad_files_raise_and_leave_nothing(tmp_path, sr_models, damage, message)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
 
 
+def test_a_codec_the_container_cannot_hold_is_refused(tmp_path, sr_models):
+    source = make_clip(tmp_path / "in.mp4", Clip(frames=2))
+    options = VideoOptions(encoder=EncoderOptions(codec="libx264"))
+    with pytest.raises(ConfigError, match="the webm container cannot hold libx264"):
+        restore_video(source, tmp_path / "out.webm", sr_models, video=options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_frames_above_max_pixels_are_refused(tmp_path, sr_models):
     source = make_clip(tmp_path / "in.mp4", Clip(frames=2))
     with pytest.raises(ImageReadError, match="exceed the limit of 1000 pixels"):

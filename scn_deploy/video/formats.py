@@ -50,6 +50,15 @@ def require_av() -> ModuleType:
     return av
 
 
+def container_holds(muxer: str, codec: str) -> bool:
+    """Whether libavformat's `muxer` can hold a stream of encoder `codec`."""
+    import io
+
+    av = require_av()
+    with av.open(io.BytesIO(), mode="w", format=muxer) as probe:
+        return codec in probe.supported_codecs
+
+
 @dataclass(frozen=True)
 class EncoderOptions:
     """How the restored video is encoded.

@@ -10,7 +10,6 @@ is assembled from the segments by stream copy (`scn_deploy.video.assemble`).
 
 from __future__ import annotations
 
-import io
 import os
 import queue
 import threading
@@ -28,7 +27,13 @@ from scn_deploy.restorer import RestoreOptions
 from scn_deploy.video.assemble import assemble
 from scn_deploy.video.colour import frame_to_rgb
 from scn_deploy.video.encode import SegmentWriter, check_encoder
-from scn_deploy.video.formats import EncoderOptions, VideoOptions, container_for, require_av
+from scn_deploy.video.formats import (
+    EncoderOptions,
+    VideoOptions,
+    container_for,
+    container_holds,
+    require_av,
+)
 from scn_deploy.video.probe import VideoInfo, open_input, probe_video
 from scn_deploy.video.segments import Segment, WorkFolder, plan_segments, segment_container
 
@@ -434,13 +439,11 @@ class VideoJob:
 
 def _check_container(container: str, encoder: EncoderOptions, output: Path) -> None:
     """Raise `ConfigError` when the output container cannot hold the encoder's stream."""
-    av = require_av()
-    with av.open(io.BytesIO(), mode="w", format=container) as probe:
-        if encoder.codec not in probe.supported_codecs:
-            raise ConfigError(
-                f"{output}: the {output.suffix[1:]} container cannot hold {encoder.codec} "
-                "video (pick another --codec or output suffix)"
-            )
+    if not container_holds(container, encoder.codec or ""):
+        raise ConfigError(
+            f"{output}: the {output.suffix[1:]} container cannot hold {encoder.codec} "
+            "video (pick another --codec or output suffix)"
+        )
 
 
 def restore_video(

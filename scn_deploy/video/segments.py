@@ -27,15 +27,11 @@ SEGMENT_CONTAINERS = (("mp4", ".mp4"), ("mov", ".mov"), ("matroska", ".mkv"))
 
 def segment_container(codec: str) -> tuple[str, str]:
     """(muxer, suffix) of the segment files for an encoder."""
-    import io
+    from scn_deploy.video.formats import container_holds
 
-    from scn_deploy.video.formats import require_av
-
-    av = require_av()
     for name, suffix in SEGMENT_CONTAINERS:
-        with av.open(io.BytesIO(), mode="w", format=name) as probe:
-            if codec in probe.supported_codecs:
-                return name, suffix
+        if container_holds(name, codec):
+            return name, suffix
     return SEGMENT_CONTAINERS[-1]
 
 
