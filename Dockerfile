@@ -9,9 +9,10 @@
 # When the build context holds wheelhouse/scn_deploy-*.whl (the project's wheel and its runtime
 # dependencies for the base image's Python), installation is offline (--no-index) from those
 # wheels only; otherwise pip installs from the package registry.
-# EXTRAS (default "openvino,serve": the fastest CPU engine, bf16 on CPUs with AVX512-BF16 / AMX,
-# and `scn serve`'s HTTP stack) are the package extras installed; EXTRAS="" gives an ONNX
-# Runtime-only image without the service.
+# EXTRAS (default "openvino,serve,video": the fastest CPU engine, bf16 on CPUs with
+# AVX512-BF16 / AMX, `scn serve`'s HTTP stack, and video files through PyAV) are the package
+# extras installed; EXTRAS="" gives an ONNX Runtime-only image that reads images only, without
+# the service.
 #
 #   docker run -p 8000:8000 -e SCN_TOKEN=... scn-deploy serve --host 0.0.0.0
 # GPU=1 (the CUDA image for GPU runners) swaps onnxruntime for onnxruntime-gpu (its CUDA
@@ -25,7 +26,7 @@ ARG BASE=python:3.11.10-slim-bookworm
 
 FROM ${BASE} AS build
 ARG GPU=0
-ARG EXTRAS=openvino,serve
+ARG EXTRAS=openvino,serve,video
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -3,8 +3,9 @@
 #  1. installs docker.io + debootstrap when missing, starts dockerd (no bridge, no iptables);
 #  2. builds a local Debian bookworm base image (debootstrap) and a wheelhouse on the host;
 #  3. docker build --network none from that base and wheelhouse;
-#  4. runs the image on a folder with a good image, a corrupt one and a non-image, and checks
-#     outputs, exit code 1, JSON on stdout, non-root user, and that torch is absent;
+#  4. runs the image on a folder with a good image, a short video (made here with PyAV), a
+#     corrupt image and a non-image, and checks outputs, exit code 1, JSON on stdout (the
+#     video's frames), non-root user, and that torch is absent;
 #  5. runs `serve --host 0.0.0.0` in a container, posts the good image from inside it (dockerd
 #     has no bridge: no published ports here), checks the PNG, a 4xx for the corrupt one, and
 #     that SIGTERM stops it with exit code 0;
@@ -49,7 +50,7 @@ fi
 
 say "building the wheelhouse (project + core runtime dependencies)"
 rm -rf wheelhouse/*.whl
-python3 -m pip wheel --quiet -w wheelhouse ".[openvino,serve]" 2>&1 | grep -v "^WARNING: Location" || true
+python3 -m pip wheel --quiet -w wheelhouse ".[openvino,serve,video]" 2>&1 | grep -v "^WARNING: Location" || true
 ls wheelhouse/scn_deploy-*.whl >/dev/null
 
 say "docker build --network none"
@@ -61,6 +62,15 @@ mkdir -p "$WORK/data/in"
 cp examples/astronaut.png "$WORK/data/in/good.png"
 head -c 2000 examples/astronaut.png >"$WORK/data/in/corrupt.png"
 echo "not an image" >"$WORK/data/in/notes.txt"
+python3 - "$WORK/data/in/clip.mp4" <<'PY'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "tests")
+from video_clips import Clip, make_clip
+
+make_clip(Path(sys.argv[1]), Clip(frames=6, audio=True))
+PY
 chmod -R a+rwX "$WORK/data"
 
 set +e
@@ -77,11 +87,12 @@ lines = [l for l in (work / "stdout.json").read_text().splitlines() if l.strip()
 assert len(lines) == 1, f"stdout must be one JSON line, got {lines!r}"
 summary = json.loads(lines[0])
 assert code == 1, f"exit code {code}, expected 1 (one corrupt input)"
-assert summary["processed"] == 1, summary
+assert summary["processed"] == 2, summary
+assert [v["frames"] for v in summary["videos"]] == [6], summary
 assert summary["engine"] == "openvino", summary  # the image's fastest CPU engine
 assert [f["path"].endswith("corrupt.png") for f in summary["failed"]] == [True], summary
 outs = sorted(p.name for p in (work / "data" / "out").iterdir())
-assert outs == ["good_x2.png"], outs
+assert outs == ["clip_x2.mp4", "good_x2.png"], outs
 print("[docker-smoke] JSON summary, outputs and exit code as expected")
 PY
 uid=$(docker run --rm --network none --entrypoint id "$IMAGE" -u)

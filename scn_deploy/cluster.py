@@ -1,5 +1,10 @@
 """Restoration at scale on Ray Data: the local pipeline's per-file work on an actor pool.
 
+Videos are split the other way: the driver plans a video (`scn_deploy.video.run.VideoJob`),
+and its keyframe-aligned segments go to a pool of `VideoSegmentActor`s, each restoring a run
+of consecutive segments into the video's work folder; the driver then assembles the file by
+stream copy as a local run does, so the result equals the local run's frame for frame.
+
 The driver plans the run exactly as `scn_deploy.pipeline.run` does (inputs, output names,
 skips), then builds a Ray Data pipeline: the planned jobs -> `map_batches` on a pool of
 `RestoreActor`s, each holding one `ModelSet` for its whole life (the primary engine and every
@@ -12,10 +17,13 @@ mountpoint-s3 / s3fs). Ray is optional: `pip install 'scn-deploy[ray]'`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +35,8 @@ from scn_deploy.pipeline import Reporter, Run, RunRequest, models_for
 
 if TYPE_CHECKING:
     from scn_deploy.files import Job
+    from scn_deploy.video.run import VideoJob, VideoPlan, VideoProgress
+    from scn_deploy.video.segments import Segment
 
 RAY_HINT = "restoring on a Ray cluster needs Ray Data: pip install 'scn-deploy[ray]'"
 
@@ -52,6 +62,12 @@ class ClusterOptions:
     def execute(self, state: Run, jobs: list[Job]) -> None:
         """Run planned jobs on Ray (`pipeline.ClusterExecutor`)."""
         execute_on_ray(state, jobs, self)
+
+    def restore_segments(
+        self, job: VideoJob, plan: VideoPlan, pending: list[Segment], progress: VideoProgress
+    ) -> int:
+        """Restore a video's pending segments on Ray (`video.run.SegmentExecutor`)."""
+        return restore_segments_on_ray(job, plan, pending, progress, self)
 
 
 class RestoreActor:
@@ -125,6 +141,120 @@ class RestoreActor:
         return summary
 
 
+class VideoSegmentActor:
+    """One model set for the actor's life; restores runs of consecutive segments of one video
+    (rows {"first", "stop"}: indices into the pending segments) into its work folder."""
+
+    def __init__(
+        self, job: dict[str, Any], plan: VideoPlan, pending: list[Segment], threads: int
+    ) -> None:
+        from scn_deploy.modelset import ModelSet
+        from scn_deploy.video.run import VideoJob
+
+        engine = job["engine"]
+        if engine.threads is None:  # this actor's share of the node's cores
+            engine = replace(engine, threads=threads)
+        models = ModelSet(job["choice"], engine, job["restore"])
+        self.job = VideoJob(
+            models, level=job["level"], deblock=job["deblock_quality"], options=job["options"]
+        )
+        self.plan = plan
+        self.pending = pending
+        models.primary()  # loaded at start: an unusable model fails the actor at once
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        rows: dict[str, list[Any]] = {"first": [], "frames": [], "error": []}
+        for first, stop in zip(batch["first"], batch["stop"], strict=True):
+            run = self.pending[int(first) : int(stop)]
+            try:
+                frames, error = self.job.restore_segments(self.plan, run), ""
+            except ScnError as exc:
+                frames, error = 0, str(exc)
+            rows["first"].append(int(first))
+            rows["frames"].append(frames)
+            rows["error"].append(error)
+        return rows
+
+
+def restore_segments_on_ray(
+    job: VideoJob,
+    plan: VideoPlan,
+    pending: list[Segment],
+    progress: VideoProgress,
+    options: ClusterOptions,
+) -> int:
+    """Restore `pending` (consecutive segments of `plan`) on a pool of `VideoSegmentActor`s,
+    two runs of segments per actor; returns the frames restored. Raises the first error."""
+    with _ray_session(options) as ray:
+        n = _actors(options, len(pending))
+        parts = min(len(pending), 2 * n)
+        bounds = [round(i * len(pending) / parts) for i in range(parts + 1)]
+        items = [{"first": a, "stop": b} for a, b in itertools.pairwise(bounds)]
+        spec = {
+            "choice": job.models.choice,
+            "engine": job.models.engine_options,
+            "restore": job.models.restore_options,
+            "level": job.level,
+            "deblock_quality": job.deblock,
+            "options": job.options,
+        }
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map_batches(
+            VideoSegmentActor,
+            fn_constructor_kwargs={
+                "job": spec,
+                "plan": plan,
+                "pending": pending,
+                "threads": options.cpus_per_actor,
+            },
+            batch_size=1,
+            concurrency=n,
+            num_cpus=options.cpus_per_actor,
+            num_gpus=options.num_gpus / n if options.num_gpus > 0 else 0,
+        )
+        done = 0
+        for row in ds.iter_rows():
+            if row["error"]:
+                raise ScnError(row["error"])
+            done += int(row["frames"])
+            progress.frames(done, plan.info.frames, 0.0)
+    return done
+
+
+@contextmanager
+def _ray_session(options: ClusterOptions) -> Iterator[Any]:
+    """The `ray` module, connected (a local instance started and stopped here when none is
+    running); Ray's wrapped failures become `ScnError`."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ConfigError(RAY_HINT) from None
+    if options.num_gpus < 0:
+        raise ConfigError("--num-gpus must be >= 0")
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=options.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # stderr stays for our log
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True  # results listed in submission order
+        yield ray
+    except ScnError:
+        raise
+    except Exception as exc:  # Ray wraps actor start-up errors (e.g. an unusable model)
+        raise ScnError(f"the Ray job failed: {exc}") from exc
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def _name(path: Path) -> str:
     from scn_deploy.remote import url_of
 
@@ -150,26 +280,7 @@ def execute_on_ray(state: Run, jobs: list[Job], options: ClusterOptions) -> None
     A job's source and output may be URLs (see `scn_deploy.remote`); their `Path` form is
     only used for messages.
     """
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise ConfigError(RAY_HINT) from None
-    if options.num_gpus < 0:
-        raise ConfigError("--num-gpus must be >= 0")
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=options.address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
-    try:
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # stderr stays for our log
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.execution_options.preserve_order = True  # outputs listed in job order
+    with _ray_session(options) as ray:
         n = _actors(options, len(jobs))
         gpus_each = options.num_gpus / n if options.num_gpus > 0 else 0
         items = [{"source": _name(j.source.path), "output": _name(j.output)} for j in jobs]
@@ -201,10 +312,3 @@ def execute_on_ray(state: Run, jobs: list[Job], options: ClusterOptions) -> None
                 state.summary.deblocked.append((_name(job.source.path), int(quality), str(how)))
             state.record(job, row["output"], 0.0)
         state.summary.loaded = [path for paths in loaded.values() for path in paths]
-    except ScnError:
-        raise
-    except Exception as exc:  # Ray wraps actor start-up errors (e.g. an unusable model)
-        raise ScnError(f"the Ray job failed: {exc}") from exc
-    finally:
-        if started_here:
-            ray.shutdown()

@@ -1,8 +1,8 @@
 """Files for the restoration commands: finding inputs, naming outputs, writing atomically.
 
 * `collect_sources` expands the command line's INPUT arguments: files as given, folders to
-  the images inside (by extension; hidden files/folders and non-images ignored; sub-folders
-  with `recursive`, without following symbolic links to folders).
+  the images and videos inside (by extension; hidden files/folders and other files ignored;
+  sub-folders with `recursive`, without following symbolic links to folders).
 * `plan_outputs` names each output (`NAME_x4.png` style) in OUT (sub-folders mirrored) or
   beside its input, and refuses names that would write over an input, collide with another
   output, or leave OUT (through a symbolic link inside OUT).
@@ -18,6 +18,10 @@ from pathlib import Path
 
 from scn_deploy.atomic import atomic_write
 from scn_deploy.imageio import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, OUTPUT_FORMATS, scan_folder
+from scn_deploy.video.formats import VIDEO_EXTENSIONS, is_video
+
+#: What the restoration commands read from folders: images and videos.
+SOURCE_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
 __all__ = [
     "FileOptions",
@@ -84,17 +88,19 @@ class Problem:
 
 
 def readable_types() -> str:
-    """The readable extensions, for messages: "bmp, gif, jpe, ..."."""
-    return ", ".join(sorted(e[1:] for e in IMAGE_EXTENSIONS))
+    """The readable extensions, for messages: "avi, bmp, gif, jpe, ..."."""
+    return ", ".join(sorted(e[1:] for e in SOURCE_EXTENSIONS))
 
 
 def collect_sources(
     inputs: Sequence[Path], *, recursive: bool = False, exclude: Path | None = None
 ) -> tuple[list[Source], list[Problem]]:
-    """Expand INPUT arguments into image sources (and problems: missing paths, empty folders).
+    """Expand INPUT arguments into image and video sources (and problems: missing paths,
+    empty folders).
 
-    A file argument is taken whatever its extension (its content decides later); inside a
-    folder, files with one of `IMAGE_EXTENSIONS` are sources and the other visible files are
+    A file argument is taken whatever its extension (its content decides later; a video
+    extension makes it a video); inside a folder, files with one of `SOURCE_EXTENSIONS`
+    (images and videos) are sources and the other visible files are
     reported as skipped problems (hidden files and folders are ignored). `exclude` (the
     output folder) is never searched. The same file named twice is processed once.
     """
@@ -112,15 +118,21 @@ def collect_sources(
     for arg in inputs:
         path = Path(arg)
         if path.is_dir():
-            images, others = scan_folder(path, recursive=recursive, exclude=skip)
+            images, others = scan_folder(
+                path, recursive=recursive, exclude=skip, extensions=SOURCE_EXTENSIONS
+            )
             if not images:
                 where = "in the folder or its sub-folders" if recursive else "in the folder"
                 exts = readable_types()
-                problems.append(Problem(path, f"no images found {where} (looked for {exts})"))
+                problems.append(
+                    Problem(path, f"no images or videos found {where} (looked for {exts})")
+                )
             for image in images:
                 add(Source(image, path, image.relative_to(path)))
             for other in others:
-                problems.append(Problem(other, "not an image file type scn reads", skipped=True))
+                problems.append(
+                    Problem(other, "not an image or video file type scn reads", skipped=True)
+                )
         elif path.is_file():
             add(Source(path, None, Path(path.name)))
         elif path.is_symlink():
@@ -144,14 +156,12 @@ def is_inside(path: Path, root: Path) -> bool:
 
 
 def output_is_file(out: Path | None, sources: Sequence[Source]) -> bool:
-    """Whether OUT names a single output file (one file argument, OUT with an image suffix)."""
-    return (
-        out is not None
-        and len(sources) == 1
-        and sources[0].root is None
-        and out.suffix.lower() in IMAGE_EXTENSIONS
-        and not out.is_dir()
-    )
+    """Whether OUT names a single output file (one file argument, OUT with an image suffix,
+    or a video suffix for a video input)."""
+    if out is None or len(sources) != 1 or sources[0].root is not None or out.is_dir():
+        return False
+    suffixes = VIDEO_EXTENSIONS if is_video(sources[0].path) else IMAGE_EXTENSIONS
+    return out.suffix.lower() in suffixes
 
 
 def plan_outputs(
@@ -166,7 +176,8 @@ def plan_outputs(
 
     OUT is a folder (created later), or a file name when there is exactly one file input
     and OUT ends in an image extension. Without OUT each output goes beside its input.
-    Outputs are `<stem><suffix><ext>`; sources found in folders keep their sub-folder below
+    Outputs are `<stem><suffix><ext>` (a video keeps its own extension: its container);
+    sources found in folders keep their sub-folder below
     OUT. Two inputs that would share an output name are told apart by the input's extension
     (`a.png`, `a.jpg` -> `a_x4.png`, `a_png_x4.png`).
 
@@ -186,7 +197,8 @@ def plan_outputs(
         folder = (out / source.relative.parent) if out is not None else source.path.parent
         stem = source.relative.stem
         kind = source.path.suffix.lower().lstrip(".") or "noext"
-        names = [folder / f"{stem}{suffix}{ext}", folder / f"{stem}_{kind}{suffix}{ext}"]
+        own = source.path.suffix.lower() if is_video(source.path) else ext
+        names = [folder / f"{stem}{suffix}{own}", folder / f"{stem}_{kind}{suffix}{own}"]
         return names, (out if out is not None else source.path.parent)
 
     inputs = {_real(s.path) for s in sources}

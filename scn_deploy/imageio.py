@@ -123,16 +123,21 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
     atomic_write(p, buf.tobytes())
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+def _is_image_name(name: str, extensions: frozenset[str] = IMAGE_EXTENSIONS) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in extensions
 
 
 def scan_folder(
-    folder: Path, *, recursive: bool = False, exclude: Path | None = None
+    folder: Path,
+    *,
+    recursive: bool = False,
+    exclude: Path | None = None,
+    extensions: frozenset[str] = IMAGE_EXTENSIONS,
 ) -> tuple[list[Path], list[Path]]:
     """(image files, other visible files) in a folder, each sorted: the one folder walker.
 
-    Images are recognised by extension (`IMAGE_EXTENSIONS`, case-insensitively). Hidden files
+    Images are recognised by extension (`extensions`, default `IMAGE_EXTENSIONS`; the
+    restoration commands add the video extensions), case-insensitively. Hidden files
     and folders (name starting with ".") are ignored, symbolic links to folders are not
     followed, and `exclude` (a resolved folder, e.g. the output folder) is not searched."""
     found: list[Path] = []
@@ -143,9 +148,11 @@ def scan_folder(
             dirnames[:] = []
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        found.extend(here / f for f in filenames if _is_image_name(f))
+        found.extend(here / f for f in filenames if _is_image_name(f, extensions))
         others.extend(
-            here / f for f in filenames if not f.startswith(".") and not _is_image_name(f)
+            here / f
+            for f in filenames
+            if not f.startswith(".") and not _is_image_name(f, extensions)
         )
     return sorted(found), sorted(others)
 

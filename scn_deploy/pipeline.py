@@ -1,5 +1,8 @@
 """Restore files and folders: decode -> restore (tiled) -> encode, overlapped in threads.
 
+Videos among the inputs go, one after the other and after the images, through
+`scn_deploy.video` (the same three stages per frame, with the run's models).
+
 `run(request)` is what `scn upscale | denoise | deblock` call. It expands the inputs
 (`scn_deploy.files`), loads the engine once, then streams the files through three stages:
 a decode thread (header check, decode, JPEG quality estimate) prefetches the next image
@@ -18,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ScnError
@@ -43,7 +46,12 @@ from scn_deploy.picture_restore import conditioning_level, deblock_decision, res
 from scn_deploy.restorer import RestoreOptions
 from scn_deploy.tasks import task_named
 from scn_deploy.tiling import TilePlanner
+from scn_deploy.video.formats import VideoOptions, is_video
 from scn_deploy.zoo import tier_of
+
+if TYPE_CHECKING:
+    from scn_deploy.video.run import VideoJob, VideoPlan, VideoProgress
+    from scn_deploy.video.segments import Segment
 
 __all__ = ["Reporter", "RunRequest", "RunSummary", "default_suffix", "run"]
 
@@ -60,6 +68,13 @@ class ClusterExecutor(Protocol):
     name: str
 
     def execute(self, state: Run, jobs: list[Job]) -> None: ...
+
+    def restore_segments(
+        self, job: VideoJob, plan: VideoPlan, pending: list[Segment], progress: VideoProgress
+    ) -> int:
+        """A video's pending segments restored there (`scn_deploy.video.run.SegmentExecutor`);
+        returns the frames restored."""
+        ...
 
 
 @dataclass
@@ -84,6 +99,7 @@ class RunRequest:
             outside a conditioned model's trained range are always accepted here).
         files: inputs read and outputs written (`scn_deploy.files.FileOptions`).
         cluster: run the files elsewhere (`scn_deploy.cluster.ClusterOptions`); None: here.
+        video: how video inputs are encoded and segmented (`scn_deploy.video.VideoOptions`).
     """
 
     task: str
@@ -96,6 +112,7 @@ class RunRequest:
     restore: RestoreOptions = field(default_factory=lambda: RestoreOptions(tile="auto"))
     files: FileOptions = field(default_factory=FileOptions)
     cluster: ClusterExecutor | None = None
+    video: VideoOptions = field(default_factory=VideoOptions)
 
 
 @dataclass
@@ -119,6 +136,7 @@ class RunSummary:
     loaded: list[str] = field(default_factory=list)  # model files loaded (per Ray actor: each)
     seconds: float = 0.0
     overlap: int | None = None
+    videos: list[dict[str, Any]] = field(default_factory=list)  # VideoResult.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,6 +159,7 @@ class RunSummary:
             "deblocked": [{"path": p, "quality": q, "source": s} for p, q, s in self.deblocked],
             "jpeg_model": self.jpeg_model,
             "loaded": self.loaded,
+            "videos": self.videos,
         }
 
 
@@ -165,6 +184,12 @@ class Reporter:
     def note(self, path: Path, message: str) -> None: ...
 
     def info(self, message: str) -> None: ...
+
+    def video_started(self, job: Job, description: str, plan: str) -> None:
+        """A video's frames start (`description`: size, codec, colour)."""
+
+    def frames(self, done: int, total: int, fps: float) -> None:
+        """A video's frames restored so far in this run (called from its encode thread)."""
 
 
 @dataclass
@@ -245,7 +270,8 @@ class Run:
         fmt = files.fmt
         if fmt is None:
             single = output_is_file(files.out, sources)
-            fmt = _format_of(files.out) if single and files.out is not None else "png"
+            image_out = single and files.out is not None and not is_video(files.out)
+            fmt = _format_of(files.out) if image_out and files.out is not None else "png"
         self.fmt = fmt
         jobs, refused, dropped = plan_outputs(
             sources, out=files.out, suffix=self.suffix(), fmt=fmt, overwrite=files.overwrite
@@ -379,6 +405,54 @@ class Run:
             return
         self.encode(_Restored(job, picture, item.started))
 
+    # -- videos -----------------------------------------------------------------------------
+    def process_video(self, job: Job, executor: ClusterExecutor | None = None) -> None:
+        """One video file (`scn_deploy.video`): its frames through the run's models, or its
+        segments through `executor` (a cluster's `restore_segments`)."""
+        from scn_deploy.video.run import VideoJob, VideoProgress
+
+        path, req, reporter = job.source.path, self.request, self.reporter
+        run = self
+
+        class Progress(VideoProgress):
+            def started(self, info, output, plan, resumed, total) -> None:
+                reporter.video_started(job, info.describe(), plan)
+
+            def frames(self, done: int, total: int, fps: float) -> None:
+                reporter.frames(done, total, fps)
+
+            def note(self, message: str) -> None:
+                run.note(path, message)
+
+        deblock = None
+        if self.spec.task_info.upscales and self.deblock_setting.mode == "fixed":
+            deblock = self.deblock_setting.quality
+        video = VideoJob(
+            self.models,
+            level=req.level if self.spec.conditioned else None,
+            deblock=deblock,
+            options=req.video,
+            max_pixels=req.files.max_pixels,
+        )
+        if req.outscale is not None and req.outscale != self.spec.scale:
+            self.fail(path, f"{path}: --outscale is not supported for videos")
+            return
+        started = time.perf_counter()
+        try:
+            result = video.run(path, job.output, Progress(), executor)
+        except KeyboardInterrupt:
+            self.abort.set()
+            raise
+        except Exception as exc:
+            self.fail(path, _error_text(path, exc))
+            return
+        if deblock is not None:
+            with self.lock:
+                self.summary.deblocked.append((str(path), deblock, "--deblock"))
+        with self.lock:
+            self.summary.videos.append(result.to_json())
+        self.record(job, str(job.output), time.perf_counter() - started)
+
     # -- the three stages together -----------------------------------------------------------
     def execute(self, jobs: list[Job]) -> None:
         decoded: queue.Queue[_Decoded | None] = queue.Queue(maxsize=1)
@@ -470,30 +544,48 @@ def run(request: RunRequest, reporter: Reporter | None = None) -> RunSummary:
     elif request.files.dry_run:
         for job in jobs:
             try:
-                header = probe_image(job.source.path, max_pixels=request.files.max_pixels)
+                what = _describe_input(job.source.path, request.files.max_pixels)
             except ScnError as exc:
-                state.fail(job.source.path, str(exc))
+                state.fail(job.source.path, _error_text(job.source.path, exc))
                 continue
             summary.outputs.append(str(job.output))
-            reporter.info(
-                f"would write {job.output} ({header.width}x{header.height} {header.format})"
-            )
+            reporter.info(f"would write {job.output} ({what})")
         summary.seconds = time.perf_counter() - started
         return summary
-    if jobs and request.cluster is not None:
+    videos = [job for job in jobs if is_video(job.source.path)]
+    jobs = [job for job in jobs if not is_video(job.source.path)]
+    if (jobs or videos) and request.cluster is not None:
         options = request.engine
         summary.engine = f"{options.engine} on {request.cluster.name}"
         summary.device, summary.precision = options.device, options.precision or "auto"
-        reporter.start(len(jobs))
-        request.cluster.execute(state, jobs)
-    elif jobs:  # load the engine only when there is work for it
+        reporter.start(len(jobs) + len(videos))
+        if jobs:
+            request.cluster.execute(state, jobs)
+        for job in videos:  # planned and assembled here, segments restored on the cluster
+            state.process_video(job, executor=request.cluster)
+    elif jobs or videos:  # load the engine only when there is work for it
         eng = state.models.primary().engine
         summary.engine, summary.device, summary.precision = eng.name, eng.device, eng.precision
-        reporter.start(len(jobs))
+        reporter.start(len(jobs) + len(videos))
         state.execute(jobs)
+        for job in videos:
+            if state.abort.is_set():
+                break
+            state.process_video(job)
         summary.loaded = [str(p) for p in state.models.loads]
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _describe_input(path: Path, max_pixels: int | None) -> str:
+    """What a dry run says about an input: its size and format (headers only)."""
+    if is_video(path):
+        from scn_deploy.video.probe import probe_video
+
+        info = probe_video(path, max_pixels=max_pixels, scan=False)
+        return f"video {info.describe()}"
+    header = probe_image(path, max_pixels=max_pixels)
+    return f"{header.width}x{header.height} {header.format}"
 
 
 def _url(path: Path) -> str:

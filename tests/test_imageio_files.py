@@ -215,7 +215,7 @@ def test_collect_sources(tmp_path: Path) -> None:
     assert [(p.path.name, p.reason) for p in problems] == [("missing.png", "file not found")]
     (tmp_path / "empty").mkdir()
     _, problems = collect_sources([tmp_path / "empty"])
-    assert "no images found" in problems[0].reason
+    assert "no images or videos found" in problems[0].reason
 
 
 def test_output_names_mirror_and_protect_inputs(tmp_path: Path) -> None:

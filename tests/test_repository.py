@@ -215,6 +215,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "modelfile",
             "files",
             "remote",
+            "video.formats",
         ),
     ),
     ("engines", ("engines", "exporting")),
@@ -229,8 +230,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def _layer_of(module: str) -> int | None:
-    top = module.split(".")[1] if module.count(".") else ""
-    return next((i for i, (_name, tops) in enumerate(LAYERS) if top in tops), None)
+    """The layer of a module: of its most specific entry in `LAYERS` ("video.formats" before
+    "video")."""
+    parts = module.split(".")[1:]
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        for i, (_name, tops) in enumerate(LAYERS):
+            if key in tops:
+                return i
+    return None
 
 
 def test_every_module_has_a_layer_and_imports_only_its_layer_or_lower() -> None:

@@ -33,7 +33,8 @@ def denoise(
     ] = None,
     fast: RestorationFast = False,
 ) -> None:
-    """Remove Gaussian noise of a given sigma with an SCN denoising model."""
+    """Remove Gaussian noise of a given sigma from images and videos with an SCN denoising
+    model."""
     path, spec = load_spec(common.model, "denoise", 1, quiet=common.quiet, fast=fast)
     level = check_level(spec, sigma)
     execute(common, task="denoise", model_path=path, level=level, fast=fast)

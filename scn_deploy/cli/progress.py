@@ -38,6 +38,7 @@ class RichReporter(Reporter):
         )
         self.overall: TaskID | None = None
         self.current: TaskID | None = None
+        self._label = ""
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -63,6 +64,20 @@ class RichReporter(Reporter):
     def tiles(self, done: int, total: int) -> None:
         if self.current is not None:
             self.progress.update(self.current, completed=done, total=total)
+
+    def video_started(self, job: Job, description: str, plan: str) -> None:
+        self.file_started(job, 0, 0, plan)
+        self._label = f"{job.source.path.name} ({description}, {plan})"
+        if self.current is not None:
+            self.progress.update(self.current, description=self._label)
+
+    def frames(self, done: int, total: int, fps: float) -> None:
+        if self.current is None:
+            return
+        left = max(total - done, 0) / fps if fps > 0 else 0.0
+        eta = f"{int(left // 60)}:{int(left % 60):02d}"
+        label = f"{self._label}  {fps:.1f} fps, ETA {eta}"
+        self.progress.update(self.current, completed=done, total=total, description=label)
 
     def file_done(self, job: Job, seconds: float) -> None:
         if self.overall is not None:

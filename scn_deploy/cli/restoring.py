@@ -34,6 +34,7 @@ from scn_deploy.imageio import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from scn_deploy.modelset import spec_of
 from scn_deploy.pipeline import ClusterExecutor, RunRequest
 from scn_deploy.restorer import RestoreOptions
+from scn_deploy.video.formats import EncoderOptions, VideoOptions
 
 Engine = choices("Engine", ENGINE_NAMES)
 Precision = choices("Precision", ("auto", *PRECISIONS))
@@ -43,7 +44,8 @@ Format = choices("Format", OUTPUT_FORMATS)
 Inputs = Annotated[
     list[Path],
     typer.Argument(
-        help="Image files and/or folders (folders: every image inside).",
+        help="Image and video files and/or folders (folders: every image and video inside; "
+        "videos: mp4, m4v, mov, mkv, webm, avi).",
         metavar="INPUT",
         show_default=False,
     ),
@@ -54,7 +56,8 @@ Out = Annotated[
         "--out",
         "-o",
         help="Output folder (sub-folders mirrored with --recursive), or an output file name "
-        "for a single input. Default: beside each input.",
+        "for a single input (a video's suffix picks its container: -o out.mkv). Default: "
+        "beside each input; videos keep their container.",
     ),
 ]
 Model = Annotated[
@@ -174,8 +177,51 @@ MaxPixels = Annotated[
     int,
     typer.Option(
         min=0,
-        help="Refuse images whose header declares more pixels (checked before decoding; "
-        "0 = no limit).",
+        help="Refuse images and video frames whose header declares more pixels (checked "
+        "before decoding; 0 = no limit).",
+    ),
+]
+VideoCodec = Annotated[
+    str | None,
+    typer.Option(
+        "--codec",
+        help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, ffv1, ... Default: "
+        "libx264 for 8-bit input (libvpx-vp9 in .webm), libx265 for 10-bit and deeper "
+        "(libsvtav1 in .webm).",
+    ),
+]
+VideoCrf = Annotated[
+    float | None,
+    typer.Option(
+        "--crf",
+        min=0,
+        help="Video constant rate factor, lower is better and larger. Default: 18 for x264, "
+        "20 for x265, 24 for VP9, 26 for SVT-AV1.",
+    ),
+]
+VideoPreset = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="Video encoder speed preset (x264/x265: ultrafast ... veryslow; SVT-AV1: 0-13; "
+        "VP9: cpu-used 0-8). Default: fast for x264/x265, 8 for SVT-AV1.",
+    ),
+]
+VideoPixFmt = Annotated[
+    str | None,
+    typer.Option(
+        "--pix-fmt",
+        help="Video output pixel format. Default: yuv420p for 8-bit input, yuv420p10le for "
+        "10-bit and deeper (4:2:0 needs even sizes; yuv444p takes any).",
+    ),
+]
+SegmentSeconds = Annotated[
+    float,
+    typer.Option(
+        "--segment-seconds",
+        min=0,
+        help="Videos are restored in segments starting on keyframes at least this far apart; "
+        "rerunning an interrupted command resumes after the last finished segment.",
     ),
 ]
 
@@ -240,6 +286,11 @@ class Common:
     as_json: AsJson = False
     quiet: Quiet = False
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS
+    codec: VideoCodec = None
+    crf: VideoCrf = None
+    preset: VideoPreset = None
+    pix_fmt: VideoPixFmt = None
+    segment_seconds: SegmentSeconds = 10.0
     cluster: ClusterOpt = Cluster.local
     address: Address = None
     num_gpus: NumGpus = 0.0
@@ -277,6 +328,10 @@ class Common:
             overwrite=self.overwrite,
             dry_run=self.dry_run,
         )
+
+    def video_options(self) -> VideoOptions:
+        encoder = EncoderOptions(self.codec, self.crf, self.preset, self.pix_fmt)
+        return VideoOptions(encoder=encoder, segment_seconds=self.segment_seconds)
 
     def cluster_options(self) -> ClusterExecutor | None:
         if self.cluster == Cluster.local:
@@ -422,6 +477,7 @@ def execute(
         restore=common.restore_options(),
         files=common.file_options(),
         cluster=common.cluster_options(),
+        video=common.video_options(),
     )
     try:
         with RichReporter(common.quiet) as reporter:
@@ -431,7 +487,10 @@ def execute(
     except ScnError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
-        err.print("interrupted: files written so far are complete; no partial outputs are left")
+        err.print(
+            "interrupted: files written so far are complete; no partial outputs are left "
+            "(rerun the same command to resume an interrupted video)"
+        )
         raise typer.Exit(130) from None
     report_summary(summary, as_json=common.as_json, quiet=common.quiet)
     if summary.failed:

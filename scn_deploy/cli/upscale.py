@@ -43,11 +43,13 @@ def upscale(
             help="JPEG inputs: auto (remove the compression of JPEG files first, with the "
             "zoo's deblocking model at the quality estimated from the file's tables; lossless "
             "inputs are unchanged), off (upscale as they are), or a quality 1-100 applied to "
-            "every input (e.g. a PNG that was once a JPEG). Reported per file and in --json.",
+            "every input (e.g. a PNG that was once a JPEG) and every video frame (auto leaves "
+            "videos as they are). Reported per file and in --json.",
         ),
     ] = "auto",
 ) -> None:
-    """Upscale images x2/x3/x4 with an SCN super-resolution model (alpha upscaled bicubic)."""
+    """Upscale images and videos x2/x3/x4 with an SCN super-resolution model (alpha upscaled
+    bicubic; videos keep their timestamps, audio, subtitles and colour tags)."""
     if scale is not None and scale not in (2, 3, 4):
         raise fail(f"--scale must be 2, 3 or 4, got {scale}", 2)
     path, spec = load_spec(common.model, "sr", scale or 4, quiet=common.quiet, fast=fast)
