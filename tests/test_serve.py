@@ -587,3 +587,18 @@ def test_web_page_in_headless_chromium(tmp_path: Path, photo_crop: np.ndarray) -
             tools.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_the_server_caps_malloc_arenas_unless_the_environment_does(monkeypatch) -> None:
+    """glibc's per-thread arenas grew the server by 10% over a load test before levelling
+    off; two arenas kept it flat (benchmarks/serve_load.py): capped at start, unless the
+    user's MALLOC_ARENA_MAX says otherwise."""
+    import platform
+
+    from scn_deploy.serve.app import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas() is True

@@ -466,6 +466,7 @@ def run_server(config: ServeConfig) -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    limit_malloc_arenas()
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -483,6 +484,33 @@ def run_server(config: ServeConfig) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _after_graceful_shutdown)
     server.run()
+
+
+#: glibc malloc arenas the server may use. By default glibc gives every thread that
+#: allocates its own arena (up to 8 per core), so a server whose request threads come and go
+#: grows by tens of MB before it levels off: measured with `benchmarks/serve_load.py` (8
+#: clients x 25 requests, 512x512 x2 fast, one worker, 2-core EPYC), RSS after the run was
+#: 10.3% above RSS after the first 10 requests (412 -> 455 MB; 455 MB after 480 requests too)
+#: with the default, 0.3% (351 -> 352 MB) with two arenas, at the same throughput.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas (before the worker threads start); False where the C
+    library is not glibc or refuses. `MALLOC_ARENA_MAX` in the environment takes precedence."""
+    import ctypes
+    import ctypes.util
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, arenas) == 1)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to cap
+        return False
 
 
 def _after_graceful_shutdown(sig: int, frame: object) -> None:
