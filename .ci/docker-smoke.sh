@@ -62,16 +62,18 @@ mkdir -p "$WORK/data/in"
 cp examples/astronaut.png "$WORK/data/in/good.png"
 head -c 2000 examples/astronaut.png >"$WORK/data/in/corrupt.png"
 echo "not an image" >"$WORK/data/in/notes.txt"
-python3 - "$WORK/data/in/clip.mp4" <<'PY'
+chmod -R a+rwX "$WORK/data"
+# The clip is made with the image's own PyAV (the host's Python may have none).
+docker run --rm -i --network none -v "$WORK/data:/data" -v "$PWD/tests:/tests:ro" \
+  --entrypoint python3 "$IMAGE" - <<'PY'
 import sys
 from pathlib import Path
 
-sys.path.insert(0, "tests")
+sys.path.insert(0, "/tests")
 from video_clips import Clip, make_clip
 
-make_clip(Path(sys.argv[1]), Clip(frames=6, audio=True))
+make_clip(Path("/data/in/clip.mp4"), Clip(frames=6, audio=True))
 PY
-chmod -R a+rwX "$WORK/data"
 
 set +e
 docker run --rm --network none -v "$WORK/data:/data" "$IMAGE" \
