@@ -107,7 +107,7 @@ say "import torch fails inside the image, as intended"
 
 say "scn serve in a container"
 cid=$(docker run -d --network none -v "$WORK/data:/data" "$IMAGE" serve --host 0.0.0.0 --fast)
-docker exec "$cid" python3 - <<'PY'
+docker exec -i "$cid" python3 - <<'PY'
 import json, time, urllib.error, urllib.request
 base = "http://127.0.0.1:8000"
 for _ in range(300):
