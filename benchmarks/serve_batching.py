@@ -12,24 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 
+from scn_deploy.bench import median_seconds
 from scn_deploy.engines.options import EngineOptions
 from scn_deploy.engines.registry import load_engine
 from scn_deploy.zoo import resolve_model
-
-
-def median_seconds(fn, repeat: int) -> float:
-    fn()  # warm-up: compiles for the shape
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

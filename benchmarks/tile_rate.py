@@ -19,15 +19,14 @@ measures both sides of that trade on the machine at hand.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from scn_deploy.bench import median_seconds
 from scn_deploy.cpu import cpu_description
 from scn_deploy.engines import EngineOptions, load_engine
 from scn_deploy.restore import RestoreOptions, Restorer
@@ -35,16 +34,6 @@ from scn_deploy.zoo import zoo_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_e2e import make_photo, report  # a sibling script
-
-
-def _median_seconds(fn, repeat: int) -> float:
-    fn()  # warm-up: compiles for the shape
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def main() -> int:
@@ -69,7 +58,7 @@ def main() -> int:
     for h, w in [(side, side) for side in args.sides] + [(776, 1024)]:
         x = rng.random((1, spec.channels, h, w), dtype=np.float32)
         level = np.full((1, 1, h, w), 0.5, np.float32) if spec.conditioned else None
-        seconds = _median_seconds(lambda x=x, level=level: engine.infer(x, level), args.repeat)
+        seconds = median_seconds(lambda x=x, level=level: engine.infer(x, level), args.repeat)
         mp_per_s = h * w * scale * scale / 1e6 / seconds
         windows.append({"window": f"{h}x{w}", "mp_per_s": round(mp_per_s, 3)})
         print(f"window {h}x{w}: {mp_per_s:.3f} MP/s", flush=True)
@@ -79,7 +68,7 @@ def main() -> int:
         restorer = Restorer(engine, RestoreOptions(tile=tile if tile == "auto" else int(tile)))
         plan = restorer.plan(height, width)
         computed = sum((t.y.hi - t.y.lo) * (t.x.hi - t.x.lo) for t in plan.tiles)
-        seconds = _median_seconds(
+        seconds = median_seconds(
             lambda r=restorer, p=plan: r.restore(photo, dtype=np.uint8, plan=p), args.repeat
         )
         mp_per_s = height * width * scale * scale / 1e6 / seconds

@@ -191,7 +191,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _time_calls(fn, repeat: int) -> float:
+def median_seconds(fn, repeat: int) -> float:
+    """The median wall time of ``repeat`` calls of ``fn`` after one warm-up call."""
     fn()  # warm-up: allocations, kernel selection, lazy initialisation
     times = []
     for _ in range(repeat):
@@ -216,7 +217,7 @@ def run_bench(request: BenchRequest) -> BenchResult:
     level = None
     if spec.conditioned:
         level = np.full((request.batch, 1, request.tile, request.tile), 0.1, np.float32)
-    seconds = _time_calls(lambda: engine.infer(x, level), request.repeat)
+    seconds = median_seconds(lambda: engine.infer(x, level), request.repeat)
     out_mp = request.batch * (request.tile * spec.scale) ** 2 / 1e6
     mp_per_s = out_mp / seconds
     per_mp = network_gflop_per_mp(engine)

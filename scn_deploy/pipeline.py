@@ -43,6 +43,7 @@ from scn_deploy.imageio import (
 from scn_deploy.jpeg_input import DeblockSetting
 from scn_deploy.modelset import ModelChoice, ModelSet
 from scn_deploy.picture_restore import conditioning_level, deblock_decision, restore_picture
+from scn_deploy.queues import put_unless_stopped
 from scn_deploy.restorer import RestoreOptions
 from scn_deploy.tasks import task_named
 from scn_deploy.tiling import TilePlanner
@@ -459,13 +460,7 @@ class Run:
         restored: queue.Queue[_Restored | None] = queue.Queue(maxsize=1)
 
         def put(q: queue.Queue[Any], item: object) -> bool:
-            while not self.abort.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            return put_unless_stopped(q, item, self.abort)
 
         def decoder() -> None:
             for job in jobs:

@@ -201,7 +201,7 @@ if result.deblock is not None: pass
 #: The package's layers, lowest first (docs/architecture.md, "Layers"): a module imports only
 #: modules of its own layer or of lower ones. Keyed by the top-level module or package name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("errors", "paths", "atomic", "digest", "cpu", "dihedral")),
+    ("foundation", ("errors", "paths", "atomic", "digest", "cpu", "dihedral", "queues")),
     (
         "data",
         (

@@ -23,6 +23,7 @@ import numpy as np
 from scn_deploy.engines.options import EngineOptions
 from scn_deploy.errors import ConfigError, ImageReadError
 from scn_deploy.modelset import ModelChoice, ModelSet
+from scn_deploy.queues import put_unless_stopped
 from scn_deploy.restorer import RestoreOptions
 from scn_deploy.video.assemble import assemble
 from scn_deploy.video.colour import frame_to_rgb
@@ -300,13 +301,7 @@ class VideoJob:
         count = len(plan.segments)
 
         def put(q: queue.Queue[Any], item: object) -> bool:
-            while not self.abort.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            return put_unless_stopped(q, item, self.abort)
 
         def decoder() -> None:
             try:
