@@ -384,8 +384,20 @@ def test_serve_help_lists_every_option() -> None:
     for option in (
         "--host", "--port", "--token", "--workers", "--queue", "--max-pixels",
         "--max-body-bytes", "--fast", "--engine", "--precision", "--timeout-margin", "--job-ttl",
+        "--tile", "--cluster", "--address", "--replicas", "--cpus-per-replica",
+        "--gpus-per-replica",
     ):  # fmt: skip
         assert option in result.output, option
+
+
+def test_ray_options_need_cluster_ray() -> None:
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--replicas", "2"])
+    assert result.exit_code == 2
+    assert "--cluster ray" in result.output
 
 
 # -- a real server ---------------------------------------------------------------------------------

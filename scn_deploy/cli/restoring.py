@@ -297,7 +297,7 @@ class Common:
     actors: Actors = None
 
     def engine_options(self) -> EngineOptions:
-        tile = _parse_tile(self.tile)
+        tile = parse_tile(self.tile)
         return EngineOptions(
             engine=self.engine.value,
             device=self.device,
@@ -309,7 +309,7 @@ class Common:
 
     def restore_options(self) -> RestoreOptions:
         return RestoreOptions(
-            tile=_parse_tile(self.tile),
+            tile=parse_tile(self.tile),
             tile_overlap=self.tile_overlap,
             batch=self.batch,
             tta=self.tta,
@@ -381,7 +381,8 @@ def restoration_command(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _parse_tile(value: str) -> int | str:
+def parse_tile(value: str) -> int | str:
+    """--tile's value: "auto" or a size >= 0 (usage error, exit 2, otherwise)."""
     if value.strip().lower() == "auto":
         return "auto"
     try:

@@ -24,11 +24,11 @@ from scn_deploy.serve.config import ServeConfig
 __all__ = ["ServeConfig", "create_app", "serve"]
 
 
-def create_app(config: ServeConfig):
+def create_app(config: ServeConfig, hosts=None):
     """The ASGI app for `config` (see `scn_deploy.serve.app`)."""
     from scn_deploy.serve.app import create_app as _create
 
-    return _create(config)
+    return _create(config, hosts)
 
 
 def serve(config: ServeConfig) -> None:

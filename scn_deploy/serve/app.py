@@ -44,7 +44,15 @@ from scn_deploy.serve.jobs import Job, JobStore
 from scn_deploy.serve.metrics import CONTENT_TYPE, Metrics
 from scn_deploy.serve.params import TASKS, BadRequest, parse_params
 from scn_deploy.serve.restoration import UPLOAD_LABEL, Restored
-from scn_deploy.serve.workers import Cancelled, Catalog, QueueFull, Work, WorkerPool, key_of
+from scn_deploy.serve.workers import (
+    Cancelled,
+    Catalog,
+    ModelHost,
+    QueueFull,
+    Work,
+    WorkerPool,
+    key_of,
+)
 
 log = logging.getLogger("scn.serve")
 
@@ -61,14 +69,14 @@ _PUBLIC = frozenset({"/", "/healthz", "/readyz"})
 class Service:
     """What the routes share: the config, the catalog, the worker pool, jobs and metrics."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, hosts: Callable[[], ModelHost] | None = None) -> None:
         from scn_deploy.zoo import available_names
 
         self.config = config
         self.catalog = Catalog()
         self.metrics = Metrics()
         self.jobs = JobStore(config.job_ttl, config.max_jobs)
-        self.pool = WorkerPool(config, self.catalog, on_done=self._done)
+        self.pool = WorkerPool(config, self.catalog, on_done=self._done, hosts=hosts)
         self.zoo_names = available_names()
         for task, scale in config.preload:  # a missing model stops `scn serve` at once
             self.catalog.resolve((task, scale, config.fast, None))
@@ -268,6 +276,7 @@ def _image_response(route: str, work: Work, result: Restored) -> Response:
         "X-Scn-Seconds": f"{finished - started:.3f}",
         "X-Scn-Queue-Seconds": f"{started - work.submitted:.3f}",
         "X-Scn-Size": f"{result.width}x{result.height}",
+        "X-Scn-Host": result.host,
         "Content-Disposition": f'inline; filename="{params.result_name}"',
     }
     if result.deblocked_quality is not None:
@@ -421,10 +430,11 @@ async def not_allowed(request: Request, exc: Exception) -> Response:
     return problem(f"{request.method} is not allowed on {request.url.path}", 405)
 
 
-def create_app(config: ServeConfig) -> Starlette:
+def create_app(config: ServeConfig, hosts: Callable[[], ModelHost] | None = None) -> Starlette:
     """The ASGI app. The lifespan starts the workers (which load the preloaded models in the
-    background: /readyz says when) and, on shutdown, lets running work finish."""
-    service = Service(config)
+    background: /readyz says when) and, on shutdown, lets running work finish. ``hosts``
+    makes each worker's `ModelHost` (default: engines in this process)."""
+    service = Service(config, hosts)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -8,6 +8,8 @@ touches the file system: the request's name for the image is a label in messages
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +35,8 @@ class Restored:
     height: int
     notes: list[str] = field(default_factory=list)
     deblocked_quality: int | None = None
+    #: host:pid of the process that restored it (an engine replica with --cluster ray)
+    host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     @property
     def megapixels(self) -> float:

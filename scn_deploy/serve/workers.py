@@ -26,10 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
 from scn_deploy.arch.config import ModelSpec
+from scn_deploy.engines.options import EngineOptions
 from scn_deploy.modelset import ModelChoice, ModelSet, spec_of
 from scn_deploy.serve.config import ServeConfig
 from scn_deploy.serve.params import RestorationParams
@@ -177,6 +179,74 @@ class Work:
         return self.tiles_done / self.tiles_total if self.tiles_total else 0.0
 
 
+@dataclass(frozen=True)
+class Warmup:
+    """A model's warm-up on loading: the first call's seconds (compiling), then a warm
+    call's, for ``megapixels`` of output."""
+
+    first_call: float
+    seconds: float
+    megapixels: float
+
+
+class ModelHost(Protocol):
+    """Where a worker's restorations run: `prepare` loads a key's models (None when they
+    were loaded already), `restore` runs one request, calling ``on_tile(done, total)`` after
+    each tile (which raises `Cancelled` to stop it)."""
+
+    def prepare(self, key: ModelKey) -> Warmup | None: ...
+
+    def restore(
+        self,
+        key: ModelKey,
+        params: RestorationParams,
+        data: bytes,
+        on_tile: Callable[[int, int], None] | None,
+    ) -> Restored: ...
+
+
+class LocalModels:
+    """One worker's engines in this process: a `ModelSet` per key, loaded and warmed up on
+    first use, kept for the worker's life (an engine is never shared between threads)."""
+
+    def __init__(self, catalog: Catalog, engine: EngineOptions, config: ServeConfig) -> None:
+        self.catalog, self.engine, self.config = catalog, engine, config
+        self.models: dict[ModelKey, ModelSet] = {}
+
+    def prepare(self, key: ModelKey) -> Warmup | None:
+        if key in self.models:
+            return None
+        choice, _ = self.catalog.resolve(key)
+        model_set = ModelSet(choice, self.engine, self.config.restore)
+        restorer = model_set.primary()
+        spec = restorer.spec
+        image = np.random.default_rng(0).random((WARMUP_SIDE, WARMUP_SIDE, 3), np.float32)
+        level = None
+        if spec.conditioned and spec.level_range is not None:
+            level = float(sum(spec.level_range) / 2)
+        started = time.perf_counter()
+        restorer.restore(image, level)
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        restorer.restore(image, level)
+        second = time.perf_counter() - started
+        log.info("loaded %s (%s, %.3f s first call)", choice.model.stem, restorer.engine, first)
+        self.models[key] = model_set
+        return Warmup(first, second, (WARMUP_SIDE * spec.scale) ** 2 / 1e6)
+
+    def restore(
+        self,
+        key: ModelKey,
+        params: RestorationParams,
+        data: bytes,
+        on_tile: Callable[[int, int], None] | None,
+    ) -> Restored:
+        self.prepare(key)
+        return restore_upload(
+            self.models[key], params, data, max_pixels=self.config.max_pixels, on_tile=on_tile
+        )
+
+
 class WorkerPool:
     """``config.workers`` threads running `Work` from a queue of ``config.queue`` places."""
 
@@ -186,7 +256,10 @@ class WorkerPool:
         catalog: Catalog,
         *,
         on_done: Callable[[Work, Restored | None, BaseException | None], None] | None = None,
+        hosts: Callable[[], ModelHost] | None = None,
     ) -> None:
+        """``hosts`` makes each worker thread's `ModelHost` (default: `LocalModels`, the
+        engines in this process; `scn serve --cluster ray` gives one on Ray Serve replicas)."""
         self.config = config
         self.catalog = catalog
         self.on_done = on_done
@@ -197,7 +270,8 @@ class WorkerPool:
         self._running: set[Work] = set()
         self.ready = threading.Event()
         self.load_error: str | None = None
-        self._engine = replace(config.engine, threads=config.engine_threads())
+        engine = replace(config.engine, threads=config.engine_threads())
+        self._new_host = hosts or (lambda: LocalModels(catalog, engine, config))
 
     # -- life ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -268,10 +342,10 @@ class WorkerPool:
 
     # -- the worker threads -------------------------------------------------------------------
     def _run(self) -> None:
-        models: dict[ModelKey, ModelSet] = {}
+        host = self._new_host()
         try:
             for task, scale in self.config.preload:
-                self._models(models, (task, scale, self.config.fast, None))
+                self._prepare(host, (task, scale, self.config.fast, None))
         except Exception as exc:  # reported by /readyz; requests still try their own models
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("loading the models failed: %s", self.load_error)
@@ -286,7 +360,7 @@ class WorkerPool:
             with self._lock:
                 self._running.add(work)
             try:
-                result = self._restore(models, work)
+                result = self._restore(host, work)
             except BaseException as exc:
                 self._finish(work, None, exc)
             else:
@@ -295,33 +369,8 @@ class WorkerPool:
                 with self._lock:
                     self._running.discard(work)
 
-    def _models(self, models: dict[ModelKey, ModelSet], key: ModelKey) -> ModelSet:
-        """This worker's model set for ``key``: loaded and warmed up on first use."""
-        found = models.get(key)
-        if found is not None:
-            return found
-        choice, _ = self.catalog.resolve(key)
-        model_set = ModelSet(choice, self._engine, self.config.restore)
-        restorer = model_set.primary()
-        spec = restorer.spec
-        image = np.random.default_rng(0).random((WARMUP_SIDE, WARMUP_SIDE, 3), np.float32)
-        level = None
-        if spec.conditioned and spec.level_range is not None:
-            level = float(sum(spec.level_range) / 2)
-        started = time.perf_counter()
-        restorer.restore(image, level)
-        first = time.perf_counter() - started
-        started = time.perf_counter()
-        restorer.restore(image, level)
-        second = time.perf_counter() - started
-        megapixels = (WARMUP_SIDE * spec.scale) ** 2 / 1e6
-        self.catalog.warmed(key, first, second, megapixels)
-        log.info("loaded %s (%s, %.3f s first call)", choice.model.stem, restorer.engine, first)
-        models[key] = model_set
-        return model_set
-
-    def _restore(self, models: dict[ModelKey, ModelSet], work: Work) -> Restored:
-        model_set = self._models(models, work.key)
+    def _restore(self, host: ModelHost, work: Work) -> Restored:
+        self._prepare(host, work.key)
         speed = self.catalog.speed(work.key)
         assert speed is not None
         work.expected_seconds = speed.expected(work.megapixels)
@@ -337,11 +386,15 @@ class WorkerPool:
             work.check()
 
         started = time.perf_counter()
-        result = restore_upload(
-            model_set, work.params, work.data, max_pixels=self.config.max_pixels, on_tile=on_tile
-        )
+        result = host.restore(work.key, work.params, work.data, on_tile)
         self.catalog.measured(work.key, time.perf_counter() - started, result.megapixels)
         return result
+
+    def _prepare(self, host: ModelHost, key: ModelKey) -> None:
+        """Load ``key``'s models on ``host`` (once) and record its warm-up speed."""
+        warm = host.prepare(key)
+        if warm is not None:
+            self.catalog.warmed(key, warm.first_call, warm.seconds, warm.megapixels)
 
     def _finish(self, work: Work, result: Restored | None, error: BaseException | None) -> None:
         work.finished = time.monotonic()
