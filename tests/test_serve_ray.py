@@ -119,6 +119,28 @@ def test_ray_job_reports_progress_and_returns_the_result(ray_server) -> None:
     assert result.headers["x-scn-size"] == "1920x1440"
 
 
+def test_ray_video_job_runs_on_a_replica(ray_server, tmp_path) -> None:
+    pytest.importorskip("av")
+    from tests.video_clips import Clip, make_clip
+
+    url, _ = ray_server
+    clip = make_clip(tmp_path / "clip.mp4", Clip(frames=12, audio=True)).read_bytes()
+    response = httpx.post(f"{url}/v1/jobs/upscale?scale=2&fast=true", content=clip, timeout=60)
+    assert response.status_code == 202, response.text
+    job = response.json()["id"]
+    end = time.monotonic() + 120
+    while (status := httpx.get(f"{url}/v1/jobs/{job}", timeout=10).json())["status"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < end, status
+        time.sleep(0.05)
+    assert status["status"] == "done" and status["frames"] == 12, status
+    result = httpx.get(f"{url}/v1/jobs/{job}/result", timeout=30)
+    assert result.headers["content-type"] == "video/mp4"
+    assert result.headers["x-scn-host"] != f"{os.uname().nodename}:{os.getpid()}"
+
+
 def test_ray_deleted_job_stops_on_its_replica(ray_server, photo) -> None:
     url, _ = ray_server
     pixels = (np.random.default_rng(2).random((1440, 1920, 3)) * 255).astype(np.uint8)

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scn_deploy.degrade import bicubic_degrade
 from scn_deploy.dihedral import dihedral
 from scn_deploy.imageio import list_images, read_image
 from scn_deploy.metrics import psnr
@@ -171,21 +170,34 @@ def main() -> int:
             scores = validate(deblocker, dspec, upscaler, val, scale)
             elapsed = time.perf_counter() - started
             writer.writerow(
-                [step, f"{np.mean(losses):.5f}", f"{scores[30]:.4f}", f"{scores[75]:.4f}",
-                 f"{elapsed:.0f}"]
+                [
+                    step,
+                    f"{np.mean(losses):.5f}",
+                    f"{scores[30]:.4f}",
+                    f"{scores[75]:.4f}",
+                    f"{elapsed:.0f}",
+                ]
             )
             log.flush()
-            print(f"step {step}: loss {np.mean(losses):.5f} val q30 {scores[30]:.4f} "
-                  f"q75 {scores[75]:.4f} ({elapsed:.0f} s)", flush=True)
+            print(
+                f"step {step}: loss {np.mean(losses):.5f} val q30 {scores[30]:.4f} "
+                f"q75 {scores[75]:.4f} ({elapsed:.0f} s)",
+                flush=True,
+            )
             losses = []
             if scores[30] > best:
                 best = scores[30]
                 save_model(args.out / "deblock.safetensors", deblocker, dspec)
                 save_model(args.out / "sr.safetensors", upscaler, uspec)
             torch.save(
-                {"deblocker": deblocker.state_dict(), "upscaler": upscaler.state_dict(),
-                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                 "step": step, "best": best},
+                {
+                    "deblocker": deblocker.state_dict(),
+                    "upscaler": upscaler.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "step": step,
+                    "best": best,
+                },
                 state_path,
             )
     return 0

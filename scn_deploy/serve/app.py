@@ -37,13 +37,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from scn_deploy.errors import ImageReadError, ImageTooLargeError, ScnError
+from scn_deploy.arch.config import ModelSpec
+from scn_deploy.errors import ConfigError, ImageReadError, ImageTooLargeError, ScnError
 from scn_deploy.imageio import probe_image_data
+from scn_deploy.jpeg_input import DeblockSetting
 from scn_deploy.serve.config import ServeConfig
 from scn_deploy.serve.jobs import Job, JobStore
 from scn_deploy.serve.metrics import CONTENT_TYPE, Metrics
-from scn_deploy.serve.params import TASKS, BadRequest, parse_params
-from scn_deploy.serve.restoration import UPLOAD_LABEL, Restored
+from scn_deploy.serve.params import TASKS, BadRequest, RestorationParams, parse_params
+from scn_deploy.serve.restoration import UPLOAD_LABEL, Restored, probe_video_upload
 from scn_deploy.serve.workers import (
     Cancelled,
     Catalog,
@@ -53,6 +55,7 @@ from scn_deploy.serve.workers import (
     WorkerPool,
     key_of,
 )
+from scn_deploy.video.formats import sniff_container
 
 log = logging.getLogger("scn.serve")
 
@@ -222,7 +225,7 @@ def _query(request: Request) -> dict[str, str]:
     return dict(items)
 
 
-async def prepare(service: Service, request: Request, route: str) -> Work:
+async def prepare(service: Service, request: Request, route: str, *, job: bool = False) -> Work:
     """Check a restoration request (parameters, model, level, image header) into `Work`;
     raise `BadRequest` (4xx) for anything wrong, before it takes a place in the queue."""
     config = service.config
@@ -244,6 +247,9 @@ async def prepare(service: Service, request: Request, route: str) -> Work:
     ):
         raise BadRequest(check.message.replace("--", ""))
     data = await read_image(request, config.max_body_bytes)
+    container = sniff_container(data)
+    if container is not None:
+        return await _prepare_video(service, route, query, params, spec, data, container, job)
     try:
         header = probe_image_data(data, name=UPLOAD_LABEL, max_pixels=config.max_pixels)
     except ScnError as exc:
@@ -255,6 +261,49 @@ async def prepare(service: Service, request: Request, route: str) -> Work:
             f"served ({config.min_side} px a side)"
         )
     return Work(params, data, header.pixels * spec.scale**2 / 1e6)
+
+
+async def _prepare_video(
+    service: Service,
+    route: str,
+    query: dict[str, str],
+    params: RestorationParams,
+    spec: ModelSpec,
+    data: bytes,
+    container: str,
+    job: bool,
+) -> Work:
+    """A posted video: a job only (it takes minutes), probed (size, frames) before it
+    queues, so its ETA and timeout follow its length."""
+    if not job:
+        raise BadRequest(
+            f"a video is restored as a job: POST /v1/jobs/{route} with the same parameters, "
+            "then GET /v1/jobs/{id} for its progress and /v1/jobs/{id}/result for the video"
+        )
+    if "format" in query or "jpeg_quality" in query:
+        raise BadRequest("format and jpeg_quality are for images: a video keeps its container")
+    if spec.conditioned and params.level is None:
+        name = spec.task_info.level_name
+        raise BadRequest(f"give {name} for a video (it is estimated from JPEG files only)")
+    if params.deblock.mode == "auto":  # JPEG estimation is for JPEG files; a video: off
+        params = replace(params, deblock=DeblockSetting("off"))
+    config = service.config
+    try:
+        info = await asyncio.to_thread(
+            probe_video_upload, data, container, max_pixels=config.max_pixels
+        )
+    except ConfigError as exc:  # no PyAV on this server
+        raise BadRequest(f"this server cannot restore videos: {exc}", 415) from None
+    except ScnError as exc:
+        status, message = problem_of(exc)
+        raise BadRequest(message, status) from None
+    if min(info.width, info.height) < config.min_side:
+        raise BadRequest(
+            f"{UPLOAD_LABEL}: {info.width}x{info.height} is below the smallest size served "
+            f"({config.min_side} px a side)"
+        )
+    params = replace(params, container=container)
+    return Work(params, data, info.width * info.height * spec.scale**2 * info.frames / 1e6)
 
 
 def _submit(service: Service, work: Work) -> None:
@@ -279,6 +328,8 @@ def _image_response(route: str, work: Work, result: Restored) -> Response:
         "X-Scn-Host": result.host,
         "Content-Disposition": f'inline; filename="{params.result_name}"',
     }
+    if params.container is not None:
+        headers["X-Scn-Frames"] = str(result.frames)
     if result.deblocked_quality is not None:
         headers["X-Scn-Deblocked-Quality"] = str(result.deblocked_quality)
     if result.notes:
@@ -323,7 +374,7 @@ def _job_route(route: str) -> Handler:
     async def submit(service: Service, request: Request) -> Response:
         if not service.jobs.has_room():
             raise BadRequest(f"{service.config.max_jobs} jobs are kept already; retry later", 429)
-        work = await prepare(service, request, route)
+        work = await prepare(service, request, route, job=True)
         _submit(service, work)
         job = service.jobs.add(route, work)
         work.future.add_done_callback(functools.partial(_job_finished, job))

@@ -123,4 +123,6 @@ class JobStore:
         if job.result is not None:
             info["result"] = f"/v1/jobs/{job.id}/result"
             info["width"], info["height"] = job.result.width, job.result.height
+            if work.params.container is not None:
+                info["frames"] = job.result.frames
         return info

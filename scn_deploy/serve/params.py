@@ -21,6 +21,14 @@ from scn_deploy.tasks import Task
 TASKS: dict[str, Task] = {task.command: task for task in TASKS_BY_NAME.values()}
 #: Content types of the output formats.
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "tiff": "image/tiff"}
+#: A video result keeps its upload's container.
+VIDEO_MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+}
 
 _COMMON = ("fast", "model", "format", "jpeg_quality")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -50,6 +58,8 @@ class RestorationParams:
         level: sigma (denoise) or JPEG quality (deblock); None: estimated (deblock) or none.
         deblock: SR: `--deblock` (auto, off or a quality).
         fmt: output format (png, jpg, webp, tiff); jpeg_quality: of jpg / webp outputs.
+        container: for a video upload (a job), its container's suffix (".mp4" ...), which
+            the result keeps; None for an image.
     """
 
     task: Task
@@ -60,16 +70,22 @@ class RestorationParams:
     deblock: DeblockSetting = field(default_factory=DeblockSetting)
     fmt: str = "png"
     jpeg_quality: int = 95
+    container: str | None = None
 
     @property
     def media_type(self) -> str:
+        if self.container is not None:
+            return VIDEO_MEDIA_TYPES[self.container]
         return MEDIA_TYPES[self.fmt]
 
     @property
     def result_name(self) -> str:
-        """The file name a result is offered under: "image" with the CLI's output suffix
-        ("image_x2.png", "image_denoised.png")."""
-        return f"image{self.task.output_suffix(self.scale)}.{self.fmt}"
+        """The file name a result is offered under: "image" (or "video") with the CLI's
+        output suffix ("image_x2.png", "image_denoised.png", "video_x2.mp4")."""
+        suffix = self.task.output_suffix(self.scale)
+        if self.container is not None:
+            return f"video{suffix}{self.container}"
+        return f"image{suffix}.{self.fmt}"
 
 
 def own_params(task: Task) -> tuple[str, ...]:

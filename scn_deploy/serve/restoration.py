@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from scn_deploy.errors import ScnError
 from scn_deploy.imageio import decode_image, encode_image
 from scn_deploy.modelset import ModelSet
 from scn_deploy.picture_restore import conditioning_level, deblock_decision, restore_picture
 from scn_deploy.serve.params import RestorationParams
+
+if TYPE_CHECKING:
+    from scn_deploy.video.probe import VideoInfo
 
 #: How a posted image is named in messages.
 UPLOAD_LABEL = "upload"
@@ -37,10 +45,11 @@ class Restored:
     deblocked_quality: int | None = None
     #: host:pid of the process that restored it (an engine replica with --cluster ray)
     host: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    frames: int = 1  # a video's frames
 
     @property
     def megapixels(self) -> float:
-        return self.width * self.height / 1e6
+        return self.width * self.height * self.frames / 1e6
 
 
 def restore_upload(
@@ -76,4 +85,72 @@ def restore_upload(
         height=height,
         notes=notes + encode_notes,
         deblocked_quality=quality,
+    )
+
+
+def probe_video_upload(data: bytes, suffix: str, *, max_pixels: int | None) -> VideoInfo:
+    """A posted video's stream (size, frame count), read from a private temporary copy;
+    raises `ImageReadError` for a file FFmpeg cannot read, `ConfigError` without PyAV."""
+    from scn_deploy.video.probe import probe_video
+
+    with tempfile.TemporaryDirectory(prefix="scn-serve-") as folder:
+        source = Path(folder) / f"{UPLOAD_LABEL}{suffix}"
+        source.write_bytes(data)
+        with _labelled(source):
+            info = probe_video(source, max_pixels=max_pixels)
+    return replace(info, path=Path(f"{UPLOAD_LABEL}{suffix}"))
+
+
+@contextmanager
+def _labelled(path: Path) -> Iterator[None]:
+    """Errors naming the private temporary ``path`` name the upload instead."""
+    try:
+        yield
+    except ScnError as exc:
+        raise type(exc)(str(exc).replace(str(path), UPLOAD_LABEL)) from None
+
+
+def restore_video_upload(
+    models: ModelSet,
+    params: RestorationParams,
+    data: bytes,
+    *,
+    max_pixels: int | None,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Restored:
+    """Restore a posted video as `scn upscale clip.mp4` would (`scn_deploy.video`'s pipeline,
+    its default encoder, the other streams copied) into the same container; ``on_tile`` gets
+    (frames done, frames) and stops the run by raising. The upload and the result live in a
+    private temporary folder (names chosen here) that is removed before this returns."""
+    from scn_deploy.video.run import VideoJob, VideoProgress
+
+    assert params.container is not None
+
+    class Relay(VideoProgress):
+        def frames(self, done: int, total: int, fps: float) -> None:
+            if on_tile is not None:
+                on_tile(done, total)
+
+    deblock = params.deblock.quality if params.deblock.mode == "fixed" else None
+    job = VideoJob(models, level=params.level, deblock=deblock, max_pixels=max_pixels)
+    with tempfile.TemporaryDirectory(prefix="scn-serve-") as folder:
+        source = Path(folder) / f"{UPLOAD_LABEL}{params.container}"
+        source.write_bytes(data)
+        output = Path(folder) / f"result{params.container}"
+        with _labelled(source):
+            plan = job.plan(source, output)
+            result = job.run(source, output, Relay())
+        body = output.read_bytes()
+    engine = models.primary().engine
+    width, height = plan.size
+    return Restored(
+        body=body,
+        model=Path(result.model).stem,
+        engine=result.engine,
+        precision=result.precision,
+        device=engine.device,
+        width=width,
+        height=height,
+        notes=[n.replace(str(source), UPLOAD_LABEL) for n in result.notes],
+        frames=result.frames,
     )

@@ -35,7 +35,7 @@ from scn_deploy.engines.options import EngineOptions
 from scn_deploy.modelset import ModelChoice, ModelSet, spec_of
 from scn_deploy.serve.config import ServeConfig
 from scn_deploy.serve.params import RestorationParams
-from scn_deploy.serve.restoration import Restored, restore_upload
+from scn_deploy.serve.restoration import Restored, restore_upload, restore_video_upload
 from scn_deploy.tasks import Task
 
 log = logging.getLogger("scn.serve")
@@ -242,7 +242,8 @@ class LocalModels:
         on_tile: Callable[[int, int], None] | None,
     ) -> Restored:
         self.prepare(key)
-        return restore_upload(
+        run = restore_upload if params.container is None else restore_video_upload
+        return run(
             self.models[key], params, data, max_pixels=self.config.max_pixels, on_tile=on_tile
         )
 

@@ -31,6 +31,22 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def sniff_container(data: bytes) -> str | None:
+    """The file suffix of the video container ``data`` starts with (".mp4", ".mov", ".mkv",
+    ".webm", ".avi"), or None when it is not one of those: read from the bytes, never from
+    a name (an upload has none to trust)."""
+    head = data[:64]
+    if head[4:8] == b"ftyp":
+        return ".mov" if head[8:12] == b"qt  " else ".mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):  # QuickTime without ftyp
+        return ".mov"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska or WebM, by the DocType
+        return ".webm" if b"webm" in data[:4096] else ".mkv"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return ".avi"
+    return None
+
+
 def container_for(path: Path) -> str:
     """The muxer of an output path, by its suffix."""
     try:
