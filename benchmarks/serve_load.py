@@ -8,8 +8,9 @@ Each client posts a synthetic photo-like WxH PNG (default 512x512) to /v1/upscal
 with fast=true, one request after the other. Reported: responses by status, throughput
 (output MP/s and requests/s over the run's wall time, 200s only), p50 / p95 latency, the
 server's resident memory (its /metrics) after the first 10 responses and after the run,
-and `scn bench --size HxW` MP/s for the same model, engine and precision (run while the
-server is idle; with --url, on this machine), with the ratio. Bounded: at most --requests
+and `scn bench --size HxW` MP/s for the same model, engine and precision, taken before the
+server starts and after it stopped (with --url: on this machine, while the server is idle),
+with the ratio to their mean: on a shared machine, one bench run alone varied by 20% today. Bounded: at most --requests
 per client and --max-seconds in all. One JSON object on stdout (--json-file: also a file).
 """
 
@@ -109,6 +110,9 @@ def main() -> None:
     height, width = (int(v) for v in args.size.lower().split("x"))
     image = photo_like(height, width)
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    before = None
+    if not args.no_bench:
+        before = bench_mp_per_s("sr-x2-fast", "auto", "auto", args.size)
     server = None
     url = args.url
     if url is None:
@@ -181,8 +185,11 @@ def main() -> None:
         "rss_mb_after_run": rss.get("after_run"),
         **served,
     }
-    if not args.no_bench and served:
-        bench = bench_mp_per_s(served["model"], served["engine"], served["precision"], args.size)
+    if before is not None and served:
+        after = bench_mp_per_s(served["model"], served["engine"], served["precision"], args.size)
+        bench = (before + after) / 2
+        report["bench_mp_per_s_before"] = round(before, 3)
+        report["bench_mp_per_s_after"] = round(after, 3)
         report["bench_mp_per_s"] = round(bench, 3)
         report["ratio_to_bench"] = round(float(report["mp_per_s"]) / bench, 3)  # type: ignore[arg-type]
     text = json.dumps(report)

@@ -49,7 +49,7 @@ def serve(
         typer.Option(
             min=1,
             help="Worker threads, each with its own engines; the cores are divided between "
-            "them. Default: one per two cores.",
+            "them. Default: one per core, at most 4.",
         ),
     ] = None,
     queue: Annotated[

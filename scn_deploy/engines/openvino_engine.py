@@ -96,8 +96,15 @@ def int8_window_cost(pixels: int) -> float:
 
 def _config(precision: str, threads: int | None) -> dict[str, str]:
     config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
-    if threads:  # e.g. one engine per Ray actor, N cores each
+    if threads:  # e.g. one engine per Ray actor or `scn serve` worker, N cores each
         config["INFERENCE_NUM_THREADS"] = str(threads)
+        if threads < (os.cpu_count() or 1):
+            # OpenVINO pins an engine's threads to cores, the same first cores for every
+            # engine: two 1-thread engines (`scn serve --workers 2`) on a 2-core EPYC both
+            # ran on one core, 3.20 images/s together against 6.49 unpinned and 6.06 for one
+            # 2-thread engine (512x512 x2 fast, `python benchmarks/serve_batching.py
+            # --engines 2`). Engines that share the machine leave placement to the OS.
+            config["ENABLE_CPU_PINNING"] = "NO"
     return config
 
 

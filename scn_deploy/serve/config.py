@@ -17,11 +17,17 @@ DEFAULT_MAX_BODY_BYTES = 64 << 20
 DEFAULT_SERVE_MAX_PIXELS = DEFAULT_MAX_PIXELS // 16
 
 
+#: Most workers by default: each holds its own engines (memory), and past a few the
+#: per-engine threads get too few for a large image's latency.
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_workers() -> int:
-    """One worker per two cores (at least one): each worker's engines get the cores divided
-    between the workers (`ServeConfig.engine_threads`). docs/serve.md has the measurement of
-    one and two workers on the 2-core machine this was written on."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """One worker per core, at most `MAX_DEFAULT_WORKERS`: each worker's engines get the
+    cores divided between the workers (`ServeConfig.engine_threads`), so one request's
+    decoding and encoding overlap another's network. docs/serve.md has the measurement of
+    one and two workers on the 2-core machine this was written on (two: 1.12x)."""
+    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
