@@ -262,6 +262,31 @@ def test_jobs_status_progress_result_and_expiry(photo_png: bytes) -> None:
         assert c.get("/v1/jobs/nonsense/result").status_code == 404
 
 
+def test_large_job_results_wait_in_a_file_removed_with_the_job(photo_png: bytes) -> None:
+    config = ServeConfig(workers=1, fast=True, preload=FAST_X2)
+    with TestClient(create_app(config)) as c:
+        wait_ready(c)
+        jobs = c.app.state.service.jobs
+        jobs.spill_bytes = 1000  # every result here is larger
+        direct = c.post("/v1/upscale?scale=2", content=photo_png)
+        ids = []
+        for _ in range(2):
+            job = c.post("/v1/jobs/upscale?scale=2", content=photo_png).json()
+            while job["status"] in ("queued", "running"):
+                time.sleep(0.02)
+                job = c.get(f"/v1/jobs/{job['id']}").json()
+            ids.append(job["id"])
+        files = [jobs.get(i).result_file for i in ids]
+        assert all(f is not None and f.stat().st_size == len(direct.content) for f in files)
+        assert jobs.get(ids[0]).result.body == b""  # not held in memory
+        result = c.get(f"/v1/jobs/{ids[0]}/result")
+        assert result.status_code == 200 and result.content == direct.content
+        assert result.headers["x-scn-model"] == "sr-x2-fast"
+        c.delete(f"/v1/jobs/{ids[0]}")
+        assert not files[0].exists() and files[1].exists()
+    assert not files[1].exists() and not files[1].parent.exists()  # removed at shutdown
+
+
 def test_job_delete_cancels_a_queued_job(client: TestClient, photo_png, blocked_pool) -> None:
     release, ran = blocked_pool
     first = client.post("/v1/jobs/upscale?scale=2&fast=true", content=photo_png).json()
@@ -388,6 +413,17 @@ def test_serve_help_lists_every_option() -> None:
         "--gpus-per-replica",
     ):  # fmt: skip
         assert option in result.output, option
+
+
+def test_cluster_ray_without_ray_says_what_to_install(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from scn_deploy.cli import app
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    result = CliRunner().invoke(app, ["serve", "--cluster", "ray"])
+    assert result.exit_code == 1
+    assert "pip install 'scn-deploy[ray]'" in result.output
 
 
 def test_ray_options_need_cluster_ray() -> None:

@@ -29,12 +29,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from scn_deploy.arch.config import ModelSpec
@@ -313,7 +320,9 @@ def _submit(service: Service, work: Work) -> None:
         raise BadRequest(str(exc), 429, {"Retry-After": str(exc.retry_after)}) from exc
 
 
-def _image_response(route: str, work: Work, result: Restored) -> Response:
+def _image_response(route: str, work: Work, result: Restored, file: Path | None = None) -> Response:
+    """The result with its headers: from memory, or streamed from ``file`` (a spilled job
+    result)."""
     params = work.params
     started = work.started or work.submitted
     finished = work.finished or time.monotonic()
@@ -334,6 +343,8 @@ def _image_response(route: str, work: Work, result: Restored) -> Response:
         headers["X-Scn-Deblocked-Quality"] = str(result.deblocked_quality)
     if result.notes:
         headers["X-Scn-Notes"] = "; ".join(result.notes).encode("ascii", "replace").decode()
+    if file is not None:
+        return FileResponse(file, media_type=params.media_type, headers=headers)
     return Response(result.body, media_type=params.media_type, headers=headers)
 
 
@@ -377,14 +388,14 @@ def _job_route(route: str) -> Handler:
         work = await prepare(service, request, route, job=True)
         _submit(service, work)
         job = service.jobs.add(route, work)
-        work.future.add_done_callback(functools.partial(_job_finished, job))
+        work.future.add_done_callback(functools.partial(_job_finished, service.jobs, job))
         info = service.jobs.describe(job, service.pool)
         return JSONResponse(info, 202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     return submit
 
 
-def _job_finished(job: Job, future: Any) -> None:
+def _job_finished(jobs: JobStore, job: Job, future: Any) -> None:
     if future.cancelled():
         job.error = (409, "cancelled")
         return
@@ -392,7 +403,7 @@ def _job_finished(job: Job, future: Any) -> None:
     if error is not None:
         job.error = problem_of(error)
     else:
-        job.result = future.result()
+        jobs.finish(job, future.result())
 
 
 def _job(service: Service, request: Request) -> Job:
@@ -422,7 +433,7 @@ async def job_result(service: Service, request: Request) -> Response:
         eta = info["eta_seconds"]
         retry = {"Retry-After": str(max(1, round(eta)))} if eta is not None else None
         return problem(f"the job is {job.status}", 409, retry)
-    return _image_response(job.route, job.work, job.result)
+    return _image_response(job.route, job.work, job.result, job.result_file)
 
 
 @instrumented("/v1/info")
@@ -496,6 +507,7 @@ def create_app(config: ServeConfig, hosts: Callable[[], ModelHost] | None = None
         finally:
             sweeper.cancel()
             await asyncio.to_thread(service.pool.stop, STOP_SECONDS)
+            service.jobs.close()
 
     routes = [Route("/", page), Route("/healthz", healthz), Route("/readyz", readyz)]
     routes += [Route("/metrics", metrics), Route("/v1/info", info)]
