@@ -10,8 +10,9 @@ with fast=true, one request after the other. Reported: responses by status, thro
 server's resident memory (its /metrics) after the first 10 responses and after the run,
 and `scn bench --size HxW` MP/s for the same model, engine and precision, taken before the
 server starts and after it stopped (with --url: on this machine, while the server is idle),
-with the ratio to their mean: on a shared machine, one bench run alone varied by 20% today. Bounded: at most --requests
-per client and --max-seconds in all. One JSON object on stdout (--json-file: also a file).
+with the ratio to their mean: on a shared machine, one bench run alone varied by 20% today.
+Bounded: at most --requests per client and --max-seconds in all. One JSON object on stdout
+(--json-file: also a file).
 """
 
 from __future__ import annotations
