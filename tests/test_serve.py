@@ -434,6 +434,8 @@ def test_ray_options_need_cluster_ray() -> None:
     result = CliRunner().invoke(app, ["serve", "--replicas", "2"])
     assert result.exit_code == 2
     assert "--cluster ray" in result.output
+    both = CliRunner().invoke(app, ["serve", "--cluster", "ray", "--workers", "2"])
+    assert both.exit_code == 2 and "--replicas" in both.output
 
 
 # -- a real server ---------------------------------------------------------------------------------

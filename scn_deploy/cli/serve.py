@@ -127,6 +127,8 @@ def serve(
     check_device(device)
     if cluster == Cluster.local and (address or replicas or gpus_per_replica):
         raise fail("--address, --replicas and --gpus-per-replica need --cluster ray", 2)
+    if cluster == Cluster.ray and workers is not None:
+        raise fail("--workers does not apply with --cluster ray: give --replicas", 2)
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
