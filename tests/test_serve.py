@@ -471,6 +471,25 @@ def wait_http_ready(port: int, proc: subprocess.Popen, seconds: float = 180.0) -
     raise AssertionError("the server did not get ready")
 
 
+def request_in_flight(url: str) -> tuple[threading.Thread, dict]:
+    """A 512x512 x2 request posted from a thread; returns once a worker is restoring it.
+    ``result["response"]`` holds its response when the thread ends."""
+    import httpx
+
+    image = png_bytes((np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8))
+    result: dict[str, httpx.Response] = {}
+
+    def post() -> None:
+        result["response"] = httpx.post(f"{url}/v1/upscale?scale=2", content=image, timeout=120)
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    while "scn_workers_busy 1" not in httpx.get(f"{url}/metrics", timeout=5).text:
+        assert thread.is_alive(), "the request ended before SIGTERM"
+        time.sleep(0.01)
+    return thread, result
+
+
 @pytest.mark.slow
 def test_sigterm_finishes_the_request_in_flight_and_exits_0() -> None:
     import httpx
@@ -479,18 +498,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0() -> None:
     proc = start_server(port)
     try:
         wait_http_ready(port, proc)
-        image = png_bytes((np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8))
         url = f"http://127.0.0.1:{port}"
-        result: dict[str, httpx.Response] = {}
-
-        def post() -> None:
-            result["response"] = httpx.post(f"{url}/v1/upscale?scale=2", content=image, timeout=120)
-
-        thread = threading.Thread(target=post)
-        thread.start()
-        while "scn_workers_busy 1" not in httpx.get(f"{url}/metrics", timeout=5).text:
-            assert thread.is_alive(), "the request ended before SIGTERM"
-            time.sleep(0.01)
+        thread, result = request_in_flight(url)
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         time.sleep(0.3)

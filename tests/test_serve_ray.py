@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ pytest.importorskip("ray.serve")
 pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
-from tests.test_serve import free_port, png_bytes  # noqa: E402
+from tests.test_serve import free_port, png_bytes, request_in_flight  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -185,17 +184,7 @@ def test_ray_bad_input_is_a_4xx_and_the_service_goes_on(ray_server, photo) -> No
 
 def test_ray_sigterm_finishes_the_request_in_flight_and_exits_0(ray_server) -> None:
     url, proc = ray_server
-    image = png_bytes((np.random.default_rng(0).random((512, 512, 3)) * 255).astype(np.uint8))
-    result: dict[str, httpx.Response] = {}
-
-    def post() -> None:
-        result["response"] = httpx.post(f"{url}/v1/upscale?scale=2", content=image, timeout=120)
-
-    thread = threading.Thread(target=post)
-    thread.start()
-    while "scn_workers_busy 1" not in httpx.get(f"{url}/metrics", timeout=5).text:
-        assert thread.is_alive(), "the request ended before SIGTERM"
-        time.sleep(0.01)
+    thread, result = request_in_flight(url)
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     thread.join(60)

@@ -262,12 +262,16 @@ async def prepare(service: Service, request: Request, route: str, *, job: bool =
     except ScnError as exc:
         status, message = problem_of(exc)
         raise BadRequest(message, status) from None
-    if min(header.width, header.height) < config.min_side:
-        raise BadRequest(
-            f"{UPLOAD_LABEL}: {header.width}x{header.height} is below the smallest size "
-            f"served ({config.min_side} px a side)"
-        )
+    _check_min_side(header.width, header.height, config.min_side)
     return Work(params, data, header.pixels * spec.scale**2 / 1e6)
+
+
+def _check_min_side(width: int, height: int, min_side: int) -> None:
+    if min(width, height) < min_side:
+        raise BadRequest(
+            f"{UPLOAD_LABEL}: {width}x{height} is below the smallest size served "
+            f"({min_side} px a side)"
+        )
 
 
 async def _prepare_video(
@@ -304,11 +308,7 @@ async def _prepare_video(
     except ScnError as exc:
         status, message = problem_of(exc)
         raise BadRequest(message, status) from None
-    if min(info.width, info.height) < config.min_side:
-        raise BadRequest(
-            f"{UPLOAD_LABEL}: {info.width}x{info.height} is below the smallest size served "
-            f"({config.min_side} px a side)"
-        )
+    _check_min_side(info.width, info.height, config.min_side)
     params = replace(params, container=container)
     return Work(params, data, info.width * info.height * spec.scale**2 * info.frames / 1e6)
 
