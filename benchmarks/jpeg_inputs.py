@@ -41,7 +41,7 @@ HOWS = {
     "bicubic": ["--method", "bicubic"],
     "off": ["--deblock", "off"],
     "auto": ["--deblock", "auto"],
-    "jpeg": ["--deblock", "auto"],  # the SR stage is the zoo's model for deblocked JPEGs
+    "jpeg": ["--deblock", "auto", "--jpeg-model"],  # and the zoo's SR model for JPEGs
 }
 
 
@@ -52,13 +52,19 @@ def labels(model: str) -> dict[str, str]:
         "bicubic": "bicubic",
         "off": f"{model}, as it is (`--deblock off`)",
         "auto": f"{stage}, then {model}",
-        "jpeg": f"{stage}, then {_jpeg_name(read_spec(zoo_path(model)).scale)}",
+        "jpeg": f"{stage}, then {_jpeg_name(read_spec(zoo_path(model)).scale, model)}",
     }
 
 
-def _jpeg_name(scale: int) -> str:
+def _jpeg_name(scale: int, model: str) -> str:
+    """The JPEG model, with the qualities it serves (the others go to ``model``)."""
     entry = zoo_model("sr", scale, role="jpeg")
-    return entry.name if entry is not None else "-"
+    if entry is None:
+        return "-"
+    served = read_spec(entry.path).jpeg_qualities if entry.installed else None
+    if served is None:
+        return entry.name
+    return f"{entry.name} (q{served[0]}-{served[1]}; {model} above)"
 
 
 def scn(*args: str) -> None:
@@ -75,8 +81,9 @@ def run_evals(model: str, scale: int, qualities: list[int], data: list[str], for
             out = RESULTS / f"jpeg-{model}-q{q}-{how}.json"
             if (out.exists() and not force) or (how == "jpeg" and companion is None):
                 continue
-            sr_model = companion.stem if how == "jpeg" and companion else model
-            who = flags if how == "bicubic" else ["--model", sr_model, *flags]
+            # "jpeg": as `scn upscale` runs the zoo's default model: the JPEG model for the
+            # qualities it serves (`jpeg_qualities`), the standard one for the others
+            who = flags if how == "bicubic" else ["--model", model, *flags]
             scn(
                 "eval",
                 *folders,

@@ -121,6 +121,9 @@ class EvalRequest:
         deblock: sr with ``jpeg``: what `scn upscale --deblock` does with the JPEG LR before
             a model upscales it: "auto" (the zoo's deblocking model at the JPEG's quality,
             which OpenCV's IJG tables give exactly), "off" or a quality "Q".
+        jpeg_model: sr with ``jpeg``: upscale the deblocked JPEG with the zoo's SR model for
+            JPEG inputs (`sr-xN-jpeg`) where it serves the quality, as `scn upscale` does with
+            the zoo's default model (the given model upscales the other qualities).
         inputs: optional folder of given degraded inputs, matched to the references by file
             stem (``inputs/<dataset>/<stem>.*`` if that subfolder exists, else
             ``inputs/<stem>.*``); replaces the synthetic degradation.
@@ -138,6 +141,7 @@ class EvalRequest:
     colour: bool = False
     jpeg: int | None = None
     deblock: str = "auto"
+    jpeg_model: bool = False
     inputs: str | os.PathLike[str] | None = None
     save_images: str | os.PathLike[str] | None = None
     seed: int = 0
@@ -270,6 +274,7 @@ class EvalResult:
     precision: str | None = None
     jpeg: int | None = None
     deblock: str | None = None  # with jpeg and a model: what was done to the JPEG LR
+    jpeg_model: str | None = None  # with jpeg: the zoo's SR model for JPEG inputs, if used
 
     def to_dict(self) -> dict[str, Any]:
         """The ``scn eval --json`` / ``--json-file`` document::
@@ -297,6 +302,8 @@ class EvalResult:
             doc["jpeg"] = self.jpeg
             if self.deblock is not None:
                 doc["deblock"] = self.deblock
+            if self.jpeg_model is not None:
+                doc["jpeg_model"] = self.jpeg_model
         if self.engine is not None:
             doc["engine"], doc["precision"] = self.engine, self.precision
         doc["results"] = [r.to_dict() for r in self.results]
@@ -470,7 +477,7 @@ def _load_models(request: EvalRequest) -> ModelSet | None:
     request, and for SR on JPEG inputs the deblocking stage `scn upscale` runs before it."""
     from scn_deploy.modelset import ModelChoice, ModelSet
     from scn_deploy.restorer import RestoreOptions
-    from scn_deploy.zoo import resolve_model, zoo_deblockers
+    from scn_deploy.zoo import jpeg_companion, resolve_model, zoo_deblockers
 
     if request.model is None:
         return None
@@ -478,7 +485,12 @@ def _load_models(request: EvalRequest) -> ModelSet | None:
     scale = request.task.scale_of(request.level)
     path = resolve_model(request.model, task=request.task, scale=scale)
     deblockers = zoo_deblockers() if _deblock_quality(request) is not None else (None, None)
-    choice = ModelChoice(path, deblockers=deblockers)
+    jpeg_model = None
+    if request.jpeg_model and request.jpeg is not None:
+        jpeg_model = jpeg_companion(scale)
+        if jpeg_model is None:
+            raise ConfigError(f"--jpeg-model: the zoo has no SR model for JPEG inputs at x{scale}")
+    choice = ModelChoice(path, jpeg_model=jpeg_model, deblockers=deblockers)
     models = ModelSet(choice, request.engine, RestoreOptions(tile=0, tta=request.tta))
     check_model(models.primary().engine.spec, request, source=str(request.model))
     return models
@@ -659,7 +671,18 @@ def evaluate(request: EvalRequest, progress: ProgressFn | None = None) -> EvalRe
         precision=restorer.engine.precision if restorer is not None else None,
         jpeg=request.jpeg,
         deblock=_describe_deblock(request, models) if models is not None else None,
+        jpeg_model=_jpeg_model_used(request, models),
     )
+
+
+def _jpeg_model_used(request: EvalRequest, models: ModelSet | None) -> str | None:
+    """The JPEG SR model's name and the qualities it serves, when the run had one."""
+    if models is None or request.jpeg is None or models.choice.jpeg_model is None:
+        return None
+    name = models.choice.jpeg_model.stem
+    if models.jpeg_model_for(request.jpeg) is None:
+        return f"{name} (not for q{request.jpeg}: {models.choice.model.stem})"
+    return name
 
 
 def _describe_deblock(request: EvalRequest, models: ModelSet) -> str | None:

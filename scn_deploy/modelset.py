@@ -112,17 +112,26 @@ class ModelSet:
             return self._get(GRAY, gray)
         return self.primary()
 
+    def jpeg_model_for(self, quality: int) -> Path | None:
+        """The JPEG model that upscales a JPEG of ``quality`` (None: the standard model
+        does, as there is none or it does not serve that quality)."""
+        path = self.choice.jpeg_model
+        if path is None or not self._get(JPEG, path).spec.serves_jpeg_quality(quality):
+            return None
+        return path
+
     def for_input(
         self, pixels: np.ndarray, jpeg_quality: int | None = None
     ) -> tuple[Restorer, np.ndarray]:
         """The restorer for ``pixels`` and the input to give it: the pixels themselves, or
         for a JPEG to clean first (``jpeg_quality``, SR) the deblocked pixels (float32),
         unless the model that upscales JPEGs was trained on them as they are
-        (`ModelSpec.input_kind` "jpeg")."""
+        (`ModelSpec.input_kind` "jpeg"). A JPEG model that does not serve the JPEG's quality
+        (`ModelSpec.jpeg_qualities`) leaves it to the standard model."""
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         if jpeg_quality is None:
             return self.restorer_for(channels), pixels
-        restorer = self.restorer_for(channels, jpeg=True)
+        restorer = self.restorer_for(channels, jpeg=self.jpeg_model_for(jpeg_quality) is not None)
         if restorer.spec.input_kind == "jpeg":
             return restorer, pixels
         return restorer, self.deblock(pixels, jpeg_quality)

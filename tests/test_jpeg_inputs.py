@@ -185,10 +185,17 @@ def test_without_a_deblocking_model_jpegs_are_upscaled_as_they_are(
 # -- scn eval --jpeg ---------------------------------------------------------------------------
 
 
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
 def test_eval_jpeg_protocol(
     tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from scn_deploy.engines.options import EngineOptions
+    from scn_deploy.errors import ConfigError
     from scn_deploy.evaluate import EvalRequest, RequestError, evaluate, jpeg_compress, sr_pair
     from scn_deploy.metrics import psnr
 
@@ -214,6 +221,47 @@ def test_eval_jpeg_protocol(
         request = EvalRequest(**{**base, "model": "sr-x2", **bad})
         with pytest.raises(RequestError):
             request.validate()
+    with pytest.raises(ConfigError, match="no SR model for JPEG inputs"):  # none installed
+        evaluate(EvalRequest(**base, model="sr-x2", engine=torch, jpeg_model=True))
+
+
+def test_eval_jpeg_model_serves_its_qualities(
+    tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scn eval --jpeg-model` upscales with the zoo's sr-x2-jpeg where it serves the quality
+    and says so; elsewhere the given model does, as in `scn upscale`."""
+    import shutil
+
+    from scn_deploy.engines.options import EngineOptions
+    from scn_deploy.evaluate import EvalRequest, evaluate
+    from scn_deploy.modelfile import load_model, save_model
+
+    with_jpeg = tmp_path / "zoo"
+    shutil.copytree(zoo, with_jpeg)
+    model, spec = load_model(zoo / "sr-x2.safetensors")
+    with torch_no_grad():
+        for p in model.parameters():
+            p.mul_(0.5)  # another model than sr-x2
+    spec.jpeg_qualities = (10, 80)
+    save_model(with_jpeg / "sr-x2-jpeg.safetensors", model, spec)
+    monkeypatch.setenv("SCN_MODELS", str(with_jpeg))
+    folder = tmp_path / "Mini"
+    folder.mkdir()
+    Image.fromarray(photo).save(folder / "a.png")
+    torch = EngineOptions(engine="torch")
+    psnr = {}
+    for quality in (30, 90):
+        base = {"data": [folder], "task": "sr", "level": 2, "jpeg": quality, "engine": torch}
+        for jpeg_model in (False, True):
+            doc = evaluate(EvalRequest(**base, model="sr-x2", jpeg_model=jpeg_model)).to_dict()
+            psnr[quality, jpeg_model] = doc["results"][0]["psnr_y"]
+            if jpeg_model:
+                expected = "sr-x2-jpeg" if quality == 30 else "sr-x2-jpeg (not for q90: sr-x2)"
+                assert doc["jpeg_model"] == expected
+            else:
+                assert "jpeg_model" not in doc
+    assert psnr[30, True] != psnr[30, False]
+    assert psnr[90, True] == psnr[90, False]
 
 
 def test_restore_api_removes_a_known_jpeg_quality_first(
@@ -332,3 +380,37 @@ def test_a_jpeg_model_trained_end_to_end_gets_the_jpeg_as_it_is(
     assert given is decoded and restorer.spec.input_kind == "jpeg"
     expected = to_dtype(restorer.restore(decoded), np.uint8)
     assert np.array_equal(_read(tmp_path / "out" / "a_x2.png"), expected)
+
+
+def test_a_jpeg_model_serves_only_its_jpeg_qualities(
+    tmp_path: Path, zoo: Path, photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sr-x2-jpeg whose file says `jpeg_qualities` (10, 80) upscales a q30 JPEG; a q90
+    one goes to the standard model, after the same deblocking."""
+    import shutil
+
+    from scn_deploy.engines import EngineOptions
+    from scn_deploy.errors import ConfigError
+    from scn_deploy.modelfile import load_model, read_spec, save_model
+    from scn_deploy.restore import ModelSet
+    from scn_deploy.zoo import choose_models
+
+    with_jpeg = tmp_path / "zoo"
+    shutil.copytree(zoo, with_jpeg)
+    model, spec = load_model(zoo / "sr-x2.safetensors")
+    spec.jpeg_qualities = (10, 80)
+    save_model(with_jpeg / "sr-x2-jpeg.safetensors", model, spec)
+    assert read_spec(with_jpeg / "sr-x2-jpeg.safetensors").jpeg_qualities == (10, 80)
+    assert "jpeg_qualities" not in read_spec(zoo / "sr-x2.safetensors").to_dict()
+    monkeypatch.setenv("SCN_MODELS", str(with_jpeg))
+    models = ModelSet(choose_models(None, task="sr", scale=2), EngineOptions(engine="torch"))
+    jpeg_model, standard = models.restorer_for(3, jpeg=True), models.primary()
+    assert jpeg_model is not standard
+    for quality, expected in ((30, jpeg_model), (80, jpeg_model), (90, standard)):
+        decoded = _read(_write_jpeg(tmp_path / f"q{quality}.jpg", photo, quality))
+        restorer, given = models.for_input(decoded, quality)
+        assert restorer is expected, quality
+        assert given.dtype == np.float32  # deblocked first either way
+    spec.jpeg_qualities = (10, 120)
+    with pytest.raises(ConfigError, match="jpeg_qualities"):
+        spec.validate()

@@ -119,6 +119,21 @@ def test_upscale_matches_scn_upscale(client: TestClient, photo_crop, tmp_path: P
     assert jpeg.headers["x-scn-deblocked-quality"] == "40"
 
 
+def test_a_jpeg_names_the_model_that_upscaled_it(photo_crop) -> None:
+    """The standard tier upscales a deblocked JPEG of quality 10-85 with sr-x2-jpeg (the
+    zoo's JPEG model) and says so; a q95 JPEG goes to sr-x2."""
+    config = ServeConfig(workers=1, preload=(("sr", 2),))
+    with TestClient(create_app(config)) as c:
+        wait_ready(c)
+        for quality, model in ((40, "sr-x2-jpeg"), (95, "sr-x2")):
+            buf = io.BytesIO()
+            Image.fromarray(photo_crop).save(buf, "JPEG", quality=quality)
+            response = c.post("/v1/upscale?scale=2", content=buf.getvalue())
+            assert response.status_code == 200, response.text
+            assert response.headers["x-scn-model"] == model, quality
+            assert response.headers["x-scn-deblocked-quality"] == str(quality)
+
+
 def test_multipart_upload_and_format(client: TestClient, photo_png: bytes) -> None:
     raw = client.post("/v1/upscale?scale=2&fast=true", content=photo_png)
     files = {"image": ("photo.png", photo_png, "image/png")}

@@ -177,6 +177,9 @@ class ModelSpec:
         input_kind: what the model's inputs are: "clean" (the task's own degradation, e.g.
             bicubic LR images for SR) or "jpeg" (SR trained end to end on JPEG-coded LR
             images: JPEG inputs go to it as they are, without the deblocking stage).
+        jpeg_qualities: for an SR model of JPEG inputs (the zoo's `sr-xN-jpeg`): the JPEG
+            qualities (low, high) it serves; a JPEG of another quality is upscaled by the
+            standard model instead (after the same deblocking). None: every quality.
     """
 
     task: Task
@@ -188,12 +191,15 @@ class ModelSpec:
     training: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     input_kind: str = "clean"
+    jpeg_qualities: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.task, str):
             self.task = task_named(self.task)
         if isinstance(self.level_range, list):
             self.level_range = (float(self.level_range[0]), float(self.level_range[1]))
+        if isinstance(self.jpeg_qualities, list):
+            self.jpeg_qualities = (int(self.jpeg_qualities[0]), int(self.jpeg_qualities[1]))
         self.validate()
 
     @property
@@ -229,6 +235,17 @@ class ModelSpec:
             raise ConfigError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
         if self.input_kind == "jpeg" and not upscales:
             raise ConfigError('input_kind "jpeg" is for SR models (deblockers take JPEGs anyway)')
+        if self.jpeg_qualities is not None:
+            low, high = self.jpeg_qualities
+            if not upscales or not 1 <= low <= high <= 100:
+                got = self.jpeg_qualities
+                raise ConfigError(f"jpeg_qualities is (low, high) in 1..100 for SR models: {got}")
+
+    def serves_jpeg_quality(self, quality: int) -> bool:
+        """Whether this model upscales JPEGs of ``quality`` (`jpeg_qualities`)."""
+        if self.jpeg_qualities is None:
+            return True
+        return self.jpeg_qualities[0] <= quality <= self.jpeg_qualities[1]
 
     def condition_value(self, level: float) -> float:
         """The value of the conditioning map for a noise sigma (0-255) or a JPEG quality.
@@ -252,6 +269,7 @@ class ModelSpec:
             "version": self.version,
             # written only when not the default, so older files stay byte-identical
             **({"input_kind": self.input_kind} if self.input_kind != "clean" else {}),
+            **({"jpeg_qualities": list(self.jpeg_qualities)} if self.jpeg_qualities else {}),
         }
 
     def to_json(self) -> str:
@@ -271,6 +289,7 @@ class ModelSpec:
                 training=dict(data.get("training") or {}),
                 version=str(data.get("version", "")),
                 input_kind=str(data.get("input_kind", "clean")),
+                jpeg_qualities=data.get("jpeg_qualities"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed model config: {exc}") from exc

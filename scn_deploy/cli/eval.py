@@ -87,6 +87,14 @@ def eval_command(
             "deblocking model at the JPEG's quality first), off, or a quality Q.",
         ),
     ] = "auto",
+    jpeg_model: Annotated[
+        bool,
+        typer.Option(
+            "--jpeg-model",
+            help="sr with --jpeg: upscale with the zoo's SR model for JPEG inputs (sr-xN-jpeg) "
+            "where it serves the quality, as `scn upscale` does with the zoo's default model.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout instead of a table.")
     ] = False,
@@ -132,6 +140,7 @@ def eval_command(
         colour=colour,
         jpeg=jpeg,
         deblock=deblock,
+        jpeg_model=jpeg_model,
         inputs=inputs,
         save_images=save_images,
         seed=seed,

@@ -20,6 +20,8 @@ def _level_suffix(doc: dict[str, Any]) -> str:
         return f" sigma {doc['sigma']:g}"
     if isinstance(doc.get("quality"), int | float):
         return f" q{doc['quality']:g}"
+    if isinstance(doc.get("jpeg"), int | float):  # SR of JPEG inputs
+        return f" JPEG q{doc['jpeg']:g}"
     return ""
 
 
@@ -31,11 +33,15 @@ def _benchmarks(results: Any) -> dict[str, float]:
     docs = results if isinstance(results, list) else [results]
     if isinstance(results, dict) and isinstance(results.get("evaluations"), list):
         # A zoo card's results (benchmarks/zoo_card.py): the headline is the first plain
-        # evaluation of the model itself (no TTA; not int8, bicubic or other scales).
+        # evaluation of the model itself (no TTA; not int8, bicubic or other scales), or for
+        # an SR model of JPEG inputs the first of the JPEG path it served.
+        name = results.get("name")
         plain = [
             e
             for e in results["evaluations"]
-            if isinstance(e, dict) and not e.get("tta") and e.get("model") == results.get("name")
+            if isinstance(e, dict)
+            and not e.get("tta")
+            and (e.get("model") == name or e.get("jpeg_model") == name)
         ]
         docs = plain[:1]
     for doc in docs:

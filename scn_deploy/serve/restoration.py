@@ -70,6 +70,7 @@ def restore_upload(
         spec, params.deblock, models, data, UPLOAD_LABEL, picture.format, notes.append
     )
     quality = decision.quality if decision is not None else None
+    jpeg_model = models.jpeg_model_for(quality) if quality is not None else None
     restored = restore_picture(models, picture, level=level, deblock=quality, on_tile=on_tile)
     del picture
     body, encode_notes = encode_image(restored, params.fmt, quality=params.jpeg_quality)
@@ -77,7 +78,7 @@ def restore_upload(
     height, width = restored.pixels.shape[:2]
     return Restored(
         body=body,
-        model=models.choice.model.stem,
+        model=(jpeg_model or models.choice.model).stem,
         engine=engine.name,
         precision=engine.precision,
         device=engine.device,
