@@ -86,6 +86,7 @@ class ModelSet:
         self._restorers: dict[tuple[str, Path], Restorer] = {}
         self._lock = threading.Lock()
         self._spec: ModelSpec | None = None
+        self._jpeg_spec: ModelSpec | None = None
 
     # -- what it holds --------------------------------------------------------------------
     @property
@@ -116,9 +117,11 @@ class ModelSet:
         """The JPEG model that upscales a JPEG of ``quality`` (None: the standard model
         does, as there is none or it does not serve that quality)."""
         path = self.choice.jpeg_model
-        if path is None or not self._get(JPEG, path).spec.serves_jpeg_quality(quality):
+        if path is None:
             return None
-        return path
+        if self._jpeg_spec is None:  # the file's metadata: no engine loaded to read it
+            self._jpeg_spec = spec_of(path)
+        return path if self._jpeg_spec.serves_jpeg_quality(quality) else None
 
     def for_input(
         self, pixels: np.ndarray, jpeg_quality: int | None = None

@@ -139,11 +139,10 @@ def restore_video_upload(
         source.write_bytes(data)
         output = Path(folder) / f"result{params.container}"
         with _labelled(source):
-            plan = job.plan(source, output)
             result = job.run(source, output, Relay())
         body = output.read_bytes()
     engine = models.primary().engine
-    width, height = plan.size
+    width, height = result.size
     return Restored(
         body=body,
         model=Path(result.model).stem,

@@ -70,6 +70,7 @@ class VideoResult:
     encoder: str = ""
     colour: str = ""
     notes: list[str] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # the output's frame width and height
 
     @property
     def fps(self) -> float:
@@ -249,6 +250,7 @@ class VideoJob:
             encoder=plan.encoder.describe(),
             colour=plan.info.colour.describe(),
             notes=notes,
+            size=plan.size,
         )
 
     def _restorer(self):
